@@ -1,0 +1,43 @@
+# The two commands of the README: `make book` and `make test`.
+# Each creates or updates the virtual environment .venv/ by itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.advlit-installed
+# one or two CPU threads keep runs deterministic and the machine responsive
+export ADVLIT_THREADS ?= 2
+export OMP_NUM_THREADS ?= $(ADVLIT_THREADS)
+export ADVLIT_PROGRESS ?= 0
+export MPLBACKEND ?= Agg
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: book test venv unit notebooks-check book-html clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## make book: run every chapter at the cpu profile (papermill), then build the HTML book
+book: venv
+	$(BIN)/advlit book run --profile cpu
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "open _build/html/index.html"
+
+## make test: unit tests, the notebooks against their stored outputs (nbval), the book build
+test: venv unit notebooks-check book-html
+
+unit:
+	$(BIN)/python -m pytest tests -q --timeout=1800
+
+notebooks-check:
+	$(BIN)/python -m pytest --nbval-lax --sanitize-with tests/nbval_sanitize.cfg notebooks -q -p no:cacheprovider
+
+book-html:
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,90 @@
+"""The configuration of one training run, its validation, and its stable hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from advlit.utils import ConfigError
+
+LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "constant")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a training run (and so its results).
+
+    ``eps`` and the step sizes are in pixel units ([0, 1] scale). ``alpha_ratio`` sets the
+    method's step as ``alpha_ratio * eps`` (``None``: the method's own default).
+    ``final_attacks`` are run on the test split for the best and the last checkpoint.
+    """
+
+    method: str = "fgsm_rs"
+    dataset: str = "digits16"
+    eps: float = 0.2
+    alpha_ratio: float | None = None
+    method_args: dict = field(default_factory=dict)
+    model: str | None = None  # None: the dataset's default model
+    model_args: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1  # peak learning rate
+    lr_schedule: str = "cyclic"
+    milestones: list = field(default_factory=list)  # epochs, for "multistep"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True  # the dataset's crop/flip, if it has one
+    seed: int = 0
+    val_attack: str = "pgd-10"  # selects the best checkpoint on the validation split
+    val_every: int = 1
+    val_subset: int | None = None
+    eval_alpha_ratio: float = 0.25
+    final_attacks: list = field(default_factory=lambda: ["clean", "fgsm", "pgd-20", "pgd-50", "cw-20"])
+    final_subset: int | None = None
+    aa_subset: int | None = None  # AutoAttack on the first n test points (None: as final_subset)
+    device: str = "cpu"
+    data_root: str | None = None
+
+    def validate(self) -> "RunConfig":
+        """Check every field; raise :class:`ConfigError` with one clear line."""
+        from advlit.data import available_datasets
+        from advlit.evaluate import parse_attack
+        from advlit.methods import method_class
+
+        if not (0.0 < float(self.eps) <= 1.0):
+            raise ConfigError(f"eps must lie in (0, 1] (pixel scale, e.g. 0.0314 for 8/255), got {self.eps}")
+        if self.dataset not in available_datasets():
+            raise ConfigError(f"unknown dataset {self.dataset!r}; datasets: {', '.join(available_datasets())}")
+        for layer in self.method.split("+"):
+            method_class(layer.strip())
+        if self.alpha_ratio is not None and self.alpha_ratio <= 0:
+            raise ConfigError(f"alpha ratio must be positive, got {self.alpha_ratio}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown LR schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        for attack in [self.val_attack, *self.final_attacks]:
+            parse_attack(attack)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown run-config field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def hash(self) -> str:
+        """A stable hash of everything that changes results (not the data path)."""
+        d = self.to_dict()
+        d.pop("data_root")
+        d["device"] = "cuda" if str(d["device"]).startswith("cuda") else str(d["device"])
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]

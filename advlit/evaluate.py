@@ -1,0 +1,117 @@
+"""One-call robustness evaluation: clean, FGSM, PGD-k (restarts), C&W, AutoAttack.
+
+    >>> from advlit.evaluate import evaluate
+    >>> evaluate(model, test_set, eps=8/255, attacks=["clean", "pgd-10", "pgd-50x10", "cw-20", "aa"])
+    {'clean': 83.1, 'pgd-10': 47.2, ...}
+
+Attack names: ``clean``; ``fgsm``; ``pgd-K`` / ``pgd-KxR`` (K steps, R restarts);
+``cw-K`` / ``cw-KxR`` (PGD on the C&W margin loss); ``aa`` (standard AutoAttack) and
+``aa-fast`` (APGD-CE + APGD-T). PGD step size is ``alpha_ratio * eps`` (default eps / 4,
+i.e. 2/255 at 8/255). Accuracies are percentages. The model is put in eval mode and its
+mode is restored afterwards; randomness is seeded and isolated from the caller's RNG.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from advlit.attacks import autoattack, eval_mode, fgsm, pgd
+from advlit.utils import ConfigError, format_eps
+
+_PGD = re.compile(r"^(pgd|cw)-(\d+)(?:x(\d+))?$")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A parsed attack name."""
+
+    name: str
+    kind: str  # clean | fgsm | pgd | aa
+    steps: int = 0
+    restarts: int = 1
+    loss: str = "ce"
+    version: str = "standard"
+
+
+def parse_attack(name: str) -> AttackSpec:
+    """Parse an attack name (see the module docstring); unknown names raise ConfigError."""
+    if name in ("clean", "fgsm"):
+        return AttackSpec(name, name)
+    if name in ("aa", "aa-fast"):
+        return AttackSpec(name, "aa", version="fast" if name == "aa-fast" else "standard")
+    m = _PGD.match(name)
+    if m:
+        loss = "cw" if m.group(1) == "cw" else "ce"
+        return AttackSpec(name, "pgd", steps=int(m.group(2)), restarts=int(m.group(3) or 1), loss=loss)
+    raise ConfigError(f"unknown attack {name!r}; use clean, fgsm, pgd-K, pgd-KxR, cw-K, cw-KxR, aa or aa-fast")
+
+
+def attack_batch(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, eps: float, alpha: float, seed: int) -> Tensor:
+    """The adversarial version of one batch under ``spec`` (model assumed in eval mode)."""
+    if spec.kind == "clean":
+        return x
+    if spec.kind == "fgsm":
+        return fgsm(model, x, y, eps, eps, init="zero")
+    if spec.kind == "pgd":
+        return pgd(model, x, y, eps, alpha, spec.steps, random_start=True, restarts=spec.restarts, loss=spec.loss)
+    return autoattack(model, x, y, eps, version=spec.version, seed=seed, batch_size=len(x))
+
+
+def _as_tensors(data, subset: int | None, device) -> tuple[Tensor, Tensor]:
+    if isinstance(data, (tuple, list)):
+        x, y = data
+    else:  # an advlit IndexedDataset
+        x, y = data.batch(torch.arange(len(data)))
+    if subset is not None and subset < len(x):
+        x, y = x[:subset], y[:subset]
+    return x.to(device), y.to(device)
+
+
+def evaluate(
+    model: nn.Module,
+    data,
+    eps: float,
+    attacks=("clean", "pgd-10"),
+    alpha_ratio: float = 0.25,
+    batch_size: int = 512,
+    subset: int | None = None,
+    seed: int = 0,
+    device=None,
+) -> dict[str, float]:
+    """Accuracy (%) of ``model`` on ``data`` under each attack in ``attacks``.
+
+    ``data`` is an :class:`advlit.data.IndexedDataset` or a tuple ``(x, y)``; ``subset``
+    keeps its first ``subset`` examples (the datasets' order is fixed, so the subset is too).
+    """
+    specs = [parse_attack(a) for a in attacks]
+    device = device or next(model.parameters()).device
+    x_all, y_all = _as_tensors(data, subset, device)
+    alpha = alpha_ratio * eps
+    correct = {s.name: 0 for s in specs}
+    with eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for start in range(0, len(x_all), batch_size):
+            x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
+            for spec in specs:
+                x_adv = attack_batch(model, x, y, spec, eps, alpha, seed)
+                with torch.no_grad():
+                    correct[spec.name] += (model(x_adv).argmax(1) == y).sum().item()
+    n = len(x_all)
+    return {name: 100.0 * c / n for name, c in correct.items()}
+
+
+def format_table(rows: dict[str, dict[str, float]], eps: float | None = None, digits: int = 1) -> str:
+    """A plain-text table: one row per model, one column per attack."""
+    if not rows:
+        return ""
+    columns = list(next(iter(rows.values())).keys())
+    head = ["model"] + columns
+    body = [[name] + [f"{r[c]:.{digits}f}" for c in columns] for name, r in rows.items()]
+    widths = [max(len(str(row[i])) for row in [head] + body) for i in range(len(head))]
+    lines = ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+             for row in [head] + body]
+    title = f"accuracy (%) at eps = {format_eps(eps)}" if eps is not None else "accuracy (%)"
+    return "\n".join([title, lines[0], "-" * len(lines[0]), *lines[1:]])

@@ -1,0 +1,96 @@
+"""Named experiments x profiles -> run configurations: the one place for settings.
+
+Each chapter module in this package defines ``EXPERIMENTS = {name: spec}``, where a spec
+holds ``"common"`` settings and optional per-profile ones (``"cpu"``, ``"gpu"``), layered
+over the profile defaults below. Notebooks never hard-code settings; they call
+
+    >>> records = run("basics.fgsm_rs_2eps", profile="cpu", seeds=[0, 1, 2])
+
+which trains, or reloads a finished record of the same configuration and code version.
+Profiles: ``cpu`` is the embedded default (digits at 16x16, a small CNN without
+BatchNorm, eps = 0.2, minutes on two cores); ``gpu`` is the papers' CIFAR-10 /
+PreActResNet-18 protocol at eps = 8/255.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import fields
+from pathlib import Path
+
+from advlit.config import RunConfig
+from advlit.utils import ConfigError
+
+PROFILES = {
+    "cpu": dict(
+        dataset="digits16", model="small_cnn", eps=0.2, epochs=30, batch_size=128, lr=0.1,
+        lr_schedule="cyclic", device="cpu", val_attack="pgd-10",
+        final_attacks=["clean", "fgsm", "pgd-20", "pgd-50", "cw-20", "aa-fast"], aa_subset=100,
+    ),
+    "gpu": dict(
+        dataset="cifar10", model="preact_resnet18", eps=8 / 255, epochs=30, batch_size=128, lr=0.2,
+        lr_schedule="cyclic", device="cuda", val_attack="pgd-10", val_subset=1000,
+        final_attacks=["clean", "fgsm", "pgd-10", "pgd-50x10", "cw-20", "aa"], aa_subset=1000,
+    ),
+}
+DEFAULT_SEEDS = {"cpu": [0, 1, 2], "gpu": [0, 1, 2]}
+
+_EXPERIMENTS: dict[str, dict] = {}
+
+
+def _load() -> dict[str, dict]:
+    if not _EXPERIMENTS:
+        for info in pkgutil.iter_modules(__path__):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            for name, spec in getattr(module, "EXPERIMENTS", {}).items():
+                if name in _EXPERIMENTS:
+                    raise RuntimeError(f"experiment {name!r} defined twice")
+                _EXPERIMENTS[name] = spec
+    return _EXPERIMENTS
+
+
+def list_experiments(prefix: str = "") -> list[str]:
+    """Names of the registered experiments (optionally only those starting with ``prefix``)."""
+    return sorted(n for n in _load() if n.startswith(prefix))
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose 'cpu' (embedded data, minutes) or 'gpu' (paper scale)")
+    return profile
+
+
+def get_config(name: str, profile: str = "cpu", seed: int = 0, **overrides) -> RunConfig:
+    """The :class:`RunConfig` of experiment ``name`` at ``profile``; ``overrides`` that are
+    ``None`` are ignored, so notebook parameters can pass ``None`` for 'profile default'."""
+    check_profile(profile)
+    experiments = _load()
+    if name not in experiments:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(experiments))}")
+    spec = experiments[name]
+    settings = {**PROFILES[profile], **spec.get("common", {}), **spec.get(profile, {})}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings["seed"] = seed
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"experiment {name!r}: unknown setting(s) {', '.join(unknown)}")
+    return RunConfig(**settings).validate()
+
+
+def results_dir_for(profile: str, results_dir: str | Path | None = None) -> Path:
+    """``results/<profile>`` at the repository root unless ``results_dir`` is given."""
+    from advlit.results import REPO_DIR
+
+    return Path(results_dir) if results_dir else REPO_DIR / "results" / profile
+
+
+def run(name: str, profile: str = "cpu", seeds=None, results_dir=None, need_model: bool = False,
+        progress: bool | None = False, **overrides) -> list[dict]:
+    """Train (or reload) experiment ``name`` for every seed; return the run records."""
+    from advlit.results import run_or_load
+
+    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else list(seeds)
+    out = results_dir_for(profile, results_dir)
+    return [run_or_load(get_config(name, profile, seed=s, **overrides), out, need_model=need_model, progress=progress)
+            for s in seeds]

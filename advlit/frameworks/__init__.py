@@ -1,0 +1,1 @@
+"""Frameworks that wrap any :class:`advlit.methods.Method` (LAST, PIAT, ...)."""

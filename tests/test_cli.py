@@ -1,0 +1,62 @@
+"""The command line: help lists everything, user errors are one line and exit 2."""
+import subprocess
+import sys
+
+import pytest
+
+from advlit.cli import main
+from advlit.data import available_datasets
+from advlit.methods import available_methods
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "advlit.cli", *args], capture_output=True, text=True)
+
+
+def test_train_help_lists_every_method_and_dataset():
+    out = run_cli("train", "--help")
+    assert out.returncode == 0
+    for name in available_methods():
+        assert name in out.stdout
+    for name in available_datasets():
+        assert name in out.stdout
+    for option in ("--method", "--dataset", "--eps", "--alpha-ratio", "--seed", "--out", "--resume"):
+        assert option in out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--method", "nope", "--out", "x"], "unknown method 'nope'"),
+    (["train", "--dataset", "mnist", "--out", "x"], "unknown dataset 'mnist'"),
+    (["train", "--eps", "0", "--out", "x"], "eps must lie in (0, 1]"),
+    (["train", "--eps", "2", "--out", "x"], "eps must lie in (0, 1]"),
+    (["eval", "--checkpoint", "does/not/exist.pt"], "no checkpoint at does/not/exist.pt"),
+    (["train", "--out", "x", "--bogus"], "unrecognized arguments"),
+    (["train", "--method", "last", "--out", "x"], "framework"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, message):
+    out = run_cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("advlit: error:"), out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_train_then_eval_then_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--method", "fgsm_rs", "--dataset", "digits16", "--eps", "0.2", "--alpha-ratio", "2",
+            "--epochs", "2", "--val-subset", "32", "--final-subset", "32", "--attacks", "clean", "pgd-3",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert (out / "record.json").exists()
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--attacks", "clean", "fgsm",
+                 "--subset", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "clean" in printed and "fgsm" in printed
+    assert main(args + ["--resume"]) == 0  # already complete: nothing to do, still fine
+
+
+def test_eps_as_fraction():
+    from advlit.cli import _number
+
+    assert _number("8/255") == pytest.approx(8 / 255)
