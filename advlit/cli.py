@@ -1,4 +1,4 @@
-"""The ``advlit`` command line: ``train``, ``eval``, ``list`` and ``book run``.
+"""The ``advlit`` command line: ``train``, ``eval``, ``list``, ``data download`` and ``book run``.
 
 Every user error (unknown method or dataset, eps outside (0, 1], a missing checkpoint or
 dataset) prints one line ``advlit: error: ...`` and exits with status 2, never a traceback.
@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list methods, datasets, models and named experiments")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "models", "experiments"])
 
+    d = sub.add_parser("data", help="download a vision dataset (needs internet)")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    dd = dsub.add_parser("download", help="download NAME into --root (train and test splits)")
+    dd.add_argument("name", help="cifar10, cifar100 or svhn (Tiny ImageNet: see the error message for its URL)")
+    dd.add_argument("--root", help="target folder (default $ADVLIT_DATA or ~/data)")
+
     b = sub.add_parser("book", help="run the book's notebooks with papermill")
     bsub = b.add_subparsers(dest="book_command", required=True, parser_class=_Parser)
     br = bsub.add_parser("run", help="execute every chapter at a profile (regenerates its run records)")
@@ -199,6 +205,15 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    from advlit.data import get_dataset
+
+    for split in ("train", "test"):
+        data = get_dataset(args.name, split, root=args.root, download=True)
+        print(f"{args.name} {split}: {len(data)} examples")
+    return 0
+
+
 def _cmd_book(args) -> int:
     from advlit.book import run_notebooks
 
@@ -210,7 +225,8 @@ def _cmd_book(args) -> int:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handler = {"train": _cmd_train, "eval": _cmd_eval, "list": _cmd_list, "book": _cmd_book}[args.command]
+        handler = {"train": _cmd_train, "eval": _cmd_eval, "list": _cmd_list, "book": _cmd_book,
+                   "data": _cmd_data}[args.command]
         return handler(args)
     except ConfigError as err:
         print(f"advlit: error: {err}", file=sys.stderr)

@@ -9,6 +9,8 @@ that the current code would not produce.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import inspect
 import json
@@ -37,8 +39,26 @@ def _method_files(spec: str) -> list[Path]:
     return sorted(files)
 
 
+@functools.lru_cache(maxsize=None)
+def _code_only_cached(path: str, mtime_ns: int) -> str:
+    return _code_only(Path(path).read_text())
+
+
+def _code_only(source: str) -> str:
+    """The syntax tree of ``source`` without docstrings: comments, docstrings and layout
+    can change without invalidating the records, any change of code invalidates them."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 def code_fingerprint(spec: str) -> str:
-    """Hash of the source files a run of method ``spec`` depends on (core + its methods)."""
+    """Hash of the code (not the docs) of the files a run of method ``spec`` depends on:
+    the core files (:data:`CORE_FILES`) and the modules of every class of its methods."""
     files: set[Path] = set()
     for pattern in CORE_FILES:
         files.update(p.resolve() for p in PACKAGE_DIR.glob(pattern))
@@ -46,7 +66,7 @@ def code_fingerprint(spec: str) -> str:
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        digest.update(path.read_bytes())
+        digest.update(_code_only_cached(str(path), path.stat().st_mtime_ns).encode())
     return digest.hexdigest()[:12]
 
 

@@ -82,6 +82,9 @@ class Trainer:
         seed_everything(config.seed)
         self.train_set = get_dataset(config.dataset, "train", root=config.data_root)
         self.val_set = get_dataset(config.dataset, "val", root=config.data_root)
+        if self.device.type == "cuda":  # whole splits on the GPU: no host-to-device copy per batch
+            torch.backends.cudnn.benchmark = True
+            self.train_set, self.val_set = self.train_set.to(self.device), self.val_set.to(self.device)
         normalize = (info.mean, info.std) if info.mean is not None else None
         self.model = get_model(config.model or info.default_model, info.num_classes, info.input_shape,
                                normalize=normalize, **config.model_args).to(self.device)
