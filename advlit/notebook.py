@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import warnings
+
+with warnings.catch_warnings():  # tqdm.auto warns once in kernels without ipywidgets
+    warnings.simplefilter("ignore")
+    import tqdm.auto  # noqa: F401
 
 from advlit import experiments
 from advlit.utils import ConfigError, format_eps
@@ -58,11 +63,16 @@ class Chapter:
     def eps(self) -> float:
         return self.overrides["eps"] if self.overrides["eps"] is not None else experiments.PROFILES[self.profile]["eps"]
 
-    def describe(self) -> str:
-        """One line naming the scale of every table and figure of the chapter."""
-        p = experiments.PROFILES[self.profile]
-        epochs = self.overrides["epochs"] or p["epochs"]
-        return (f"profile `{self.profile}`: {p['dataset']}, {p['model']}, eps = {format_eps(self.eps)}, "
+    def describe(self, experiment: str | None = None) -> str:
+        """One line naming the scale of the chapter's tables and figures: the profile's
+        defaults, or the actual settings of ``experiment`` when one is named."""
+        if experiment is not None:
+            c = self.config(experiment)
+            model, dataset, eps, epochs = c.model, c.dataset, c.eps, c.epochs
+        else:
+            p = experiments.PROFILES[self.profile]
+            model, dataset, eps, epochs = p["model"], p["dataset"], self.eps, self.overrides["epochs"] or p["epochs"]
+        return (f"profile `{self.profile}`: {dataset}, {model}, eps = {format_eps(eps)}, "
                 f"{epochs} epochs, seeds {self.seeds}")
 
 

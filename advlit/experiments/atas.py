@@ -1,0 +1,201 @@
+"""Experiments of the ATAS chapter (Huang et al. 2022): prefix ``atas.``.
+
+cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2, 30 epochs, cyclic LR 0.1):
+    ATAS uses the maximum step gamma / c = 2 eps (``alpha_ratio=2``, the step that makes
+    FGSM-RS collapse), c = 0.3 on the L2 norm of the *per-example* input gradient
+    (``grad_norm="example"``: the digits' gradients are about 30x larger than the
+    batch-mean-scaled CIFAR gradients for which the paper picked c = 0.01) and a minimum
+    step of 0.5 eps (the lower clamp of the official code is 0.5 eps too: 4/255 at 8/255).
+    Without the minimum the step of large-norm examples shrinks towards zero and the attack
+    gets weak; with it ATAS does not overfit (measured by the lead and in this chapter).
+gpu profile (the paper's protocol, Sec. V and Appendix): CIFAR-10, PreActResNet-18, 30
+    epochs, LR 0.1 divided by 10 at epochs 24 and 28 (``lr_schedule="piecewise"``) for
+    ATTA and ATAS; gamma / c = 16/255 (``alpha_ratio=2`` at 8/255), c = 0.01 on the
+    gradient of the batch-mean loss as in the official code (``grad_norm="batch_mean"``),
+    beta = 0.5, reset every 10 epochs, no clamp and no warm-up (the paper's Alg. 1);
+    ``atas.atas_code`` adds the official code's clamp [4/255, 14/255] and 5 warm-up epochs.
+
+Free-AT's budget: one trainer epoch of ``free_at`` is one pass over the data in which every
+batch is replayed ``replays`` times, so it costs ``replays`` forward-backward passes per
+batch against 2 for FGSM-RS. The cpu profile gives Free-AT (m = 4) 15 epochs: 60
+forward-backward passes per example, the same as 30 epochs of FGSM-RS; the gpu profile uses
+the paper's Free-8 for 10 epochs (ATAS, Appendix).
+
+The subset study (ATAS Sec. III, Fig. 3) wraps FGSM-RS in the ``subset`` framework
+(:class:`advlit.methods.atas.Subset`); its indices come from the gradient-norm ranks of an
+ATTA run (:func:`subset_indices`), so they are passed at run time with ``method_args``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+ATTACKS_CPU = ["clean", "pgd-10", "pgd-20", "pgd-50", "aa-fast"]
+#: cpu evaluation budget: validation on 100 held-out digits, AutoAttack (APGD-CE + APGD-T,
+#: "aa-fast") on the first 50 test digits; the 2 CPU cores of the book build are shared.
+EVAL_CPU = dict(val_subset=100, aa_subset=50)
+ATTACKS_GPU = ["clean", "pgd-10", "pgd-50x10", "aa"]
+PIECEWISE = dict(lr=0.1, lr_schedule="piecewise")  # ATTA / ATAS protocol (ATAS, Appendix)
+
+#: ATAS settings per profile (see the module docstring)
+ATAS_CPU = dict(c=0.3, grad_norm="example", min_step_ratio=0.5, track_norms=True)
+ATAS_GPU = dict(c=0.01, grad_norm="batch_mean")
+#: GradAlign's lambda at eps = 0.2 on digits16; the eps rule of the authors' script gives
+#: lambda = 0.02 * 10 ** (51 / 8) ~ 5e4 there, far outside the range it was fitted on
+#: (eps <= 16/255), so the cpu profile sets lambda by hand (see the chapter).
+GRADALIGN_LAMBDA_CPU = 1.0
+
+
+def _exp(method, alpha_ratio=None, cpu=None, gpu=None, **common):
+    spec = {"common": dict(method=method, final_attacks=ATTACKS_CPU, **common),
+            "cpu": dict(EVAL_CPU, **(cpu or {})), "gpu": dict(final_attacks=ATTACKS_GPU, **(gpu or {}))}
+    if alpha_ratio is not None:
+        spec["common"]["alpha_ratio"] = alpha_ratio
+    return spec
+
+
+EXPERIMENTS = {
+    # Table I and the catastrophic-overfitting pair
+    "atas.fgsm_rs": _exp("fgsm_rs", 1.25),
+    "atas.fgsm_rs_2eps": _exp("fgsm_rs", 2.0),
+    "atas.atas": _exp("atas", 2.0, cpu=dict(method_args=ATAS_CPU), gpu=dict(method_args=ATAS_GPU, **PIECEWISE)),
+    "atas.atas_code": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, max_step_ratio=1.75, warmup_epochs=5)),
+                           gpu=dict(method_args=dict(ATAS_GPU, min_step_ratio=0.5, max_step_ratio=1.75,
+                                                     warmup_epochs=5), **PIECEWISE)),
+    "atas.atta": _exp("atta", 0.5, cpu=dict(method_args=dict(track_norms=True)), gpu=dict(**PIECEWISE)),
+    "atas.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
+    "atas.free_at": _exp("free_at", 1.0, cpu=dict(method_args=dict(replays=4), epochs=15),
+                         gpu=dict(method_args=dict(replays=8), epochs=10)),
+    "atas.pgd_at": _exp("pgd_at", 0.25, gpu=dict(**PIECEWISE)),
+    # Fig. 4: FGSM-RS step sizes
+    "atas.fgsm_rs_step0.5": _exp("fgsm_rs", 0.5, cpu=dict(final_attacks=["clean", "pgd-20"])),
+    "atas.fgsm_rs_step1.0": _exp("fgsm_rs", 1.0, cpu=dict(final_attacks=["clean", "pgd-20"])),
+    "atas.fgsm_rs_step1.5": _exp("fgsm_rs", 1.5, cpu=dict(final_attacks=["clean", "pgd-20"])),
+    # Fig. 3: FGSM-RS on gradient-norm subsets (indices given at run time)
+    "atas.subset_fgsm_rs_2eps": _exp("subset+fgsm_rs", 2.0, cpu=dict(final_attacks=["clean", "pgd-20"])),
+    "atas.subset_fgsm_rs": _exp("subset+fgsm_rs", 1.25, cpu=dict(final_attacks=["clean", "pgd-20"])),
+}
+
+#: the methods of the in-process timing experiment, in the order they are timed
+TIMED = ["atas.fgsm_rs", "atas.atta", "atas.atas", "atas.gradalign", "atas.free_at", "atas.pgd_at"]
+
+log = logging.getLogger(__name__)
+
+
+def subset_indices(chapter, lo: int, hi: int, source: str = "atas.atta", seed: int = 0) -> list[int]:
+    """Indices of the subset D_lo^hi of ATAS Sec. III (gradient-norm deciles lo..hi, 1-based)
+    ranked by the per-example input-gradient norm averaged over the run ``source``."""
+    from advlit.analysis.gradient_norms import average_norms_from_record, decile_subset
+
+    record = chapter.run(source, seeds=[seed])[0]
+    return decile_subset(average_norms_from_record(record), lo, hi).tolist()
+
+
+def run_subset(chapter, name: str, lo: int, hi: int, seeds=None) -> list[dict]:
+    """Train experiment ``name`` (a ``subset+...`` spec) on D_lo^hi for every seed."""
+    indices = subset_indices(chapter, lo, hi)
+    return chapter.run(name, seeds=seeds, method_args={"subset.indices": indices})
+
+
+def time_methods(chapter, names=TIMED, epochs: int = 2, rounds: int = 1, refresh: bool = False) -> dict:
+    """Seconds per training epoch of each experiment, measured back to back in one process.
+
+    Every method trains ``epochs`` epochs (no validation) in each of ``rounds`` rounds, the
+    methods interleaved so that a change of machine load hits all of them. The result is
+    cached in ``<results_dir>/atas_timing.json`` with the code fingerprints it was made by
+    and reused while they match (``refresh=True`` measures again).
+    """
+    from advlit.results import code_fingerprint
+    from advlit.train import Trainer
+
+    configs = {n: chapter.config(n) for n in names}
+    key = {n: [c.hash(), code_fingerprint(c.method)] for n, c in configs.items()}
+    path = Path(chapter.results_dir) / "atas_timing.json"
+    if path.exists() and not refresh:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
+            return cached
+    times: dict[str, list[float]] = {n: [] for n in names}
+    trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
+    for r in range(rounds):
+        for n in names:
+            for e in range(epochs):
+                t0 = time.perf_counter()
+                trainers[n].train_epoch(r * epochs + e)
+                times[n].append(time.perf_counter() - t0)
+    out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds": times,
+           "seconds_per_epoch": {n: sum(v) / len(v) for n, v in times.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def landscapes(chapter, names=("atas.fgsm_rs_2eps", "atas.atas"), seed: int = 0, n_points: int = 64, grid: int = 21,
+               refresh: bool = False) -> dict:
+    """ATAS Fig. 9 / 10: the adversarial loss landscape (:func:`advlit.analysis.landscape.adversarial_landscape`)
+    of the last checkpoint of each experiment, on the first ``n_points`` test examples.
+
+    Cached in ``<results_dir>/atas_landscapes.json`` with the hashes of the runs they were
+    computed from; recomputing needs the checkpoints (retrained when absent).
+    """
+    import torch
+
+    from advlit.analysis.landscape import adversarial_landscape
+    from advlit.data import get_dataset
+    from advlit.results import code_fingerprint, load_model
+
+    configs = {n: chapter.config(n, seed=seed) for n in names}
+    key = {n: [c.hash(), code_fingerprint(c.method), n_points, grid] for n, c in configs.items()}
+    path = Path(chapter.results_dir) / "atas_landscapes.json"
+    if path.exists() and not refresh:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return {n: {k: torch.tensor(v) if isinstance(v, list) else v for k, v in res.items()}
+                    for n, res in cached["landscapes"].items()}
+    out = {}
+    for n, cfg in configs.items():
+        record = chapter.run(n, seeds=[seed], need_model=True)[0]
+        model = load_model(record, "last", device=cfg.device)
+        test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
+        x, y = test.batch(torch.arange(min(n_points, len(test))), device=cfg.device)
+        out[n] = adversarial_landscape(model, x, y, cfg.eps, n=grid, seed=seed)
+    serial = {n: {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in res.items()} for n, res in out.items()}
+    path.write_text(json.dumps({"key": key, "landscapes": serial}))
+    return out
+
+
+def generate(profile: str = "cpu") -> None:
+    """Produce every record of the chapter, most important first (``python -m
+    advlit.experiments.atas``): the catastrophic-overfitting pair (3 seeds), the landscapes,
+    one seed of the other Table I methods, the timing, the subsets (Fig. 3), the step-size
+    sweep (Fig. 4), PGD-AT, then the remaining seeds."""
+    from advlit.notebook import Chapter
+
+    chapter = Chapter(profile=profile)
+    one = chapter.seeds[:1]
+    for name in ("atas.atas", "atas.fgsm_rs_2eps"):
+        chapter.run(name, seeds=one)
+    landscapes(chapter)  # needs the seed-0 checkpoints
+    for name in ("atas.atas", "atas.fgsm_rs_2eps"):
+        chapter.run(name)
+    for name in ("atas.atta", "atas.fgsm_rs", "atas.free_at", "atas.gradalign"):
+        chapter.run(name, seeds=one)
+    time_methods(chapter)
+    for seeds in (chapter.seeds[:1], chapter.seeds[1:2]):
+        run_subset(chapter, "atas.subset_fgsm_rs_2eps", 1, 3, seeds=seeds)
+        run_subset(chapter, "atas.subset_fgsm_rs_2eps", 8, 10, seeds=seeds)
+        if seeds == chapter.seeds[:1]:
+            for name in ("atas.fgsm_rs_step1.0", "atas.fgsm_rs_step1.5", "atas.fgsm_rs_step0.5"):
+                chapter.run(name, seeds=one)
+    chapter.run("atas.pgd_at", seeds=one)
+    for name in ("atas.atta", "atas.fgsm_rs", "atas.free_at", "atas.gradalign"):
+        chapter.run(name)
+
+
+if __name__ == "__main__":
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    generate(*(sys.argv[1:2] or ["cpu"]))

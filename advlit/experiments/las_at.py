@@ -1,0 +1,51 @@
+"""Chapter 04 (LAS-AT, Jia et al. 2022): PGD-AT against LAS-PGD-AT, the L1/L2/L3 ablation
+(Table 6) and the update interval k (Table 1).
+
+cpu profile (digits16, small CNN, eps = 0.2): 10 epochs for every run of the chapter (LAS
+runs cost about 2-3 PGD-10 epochs each); the strategy network is a small CNN; the option
+sets are multiples of eps (eps x {0.5 .. 1.5}, step x {1/8 .. 5/8} as in the paper, PGD
+iterations {3, 5, 7, 10} instead of 3..14 to keep the cost of a PGD-10 epoch); digits16
+has 10 batches per epoch, so k = 2 (5 policy steps per epoch, the paper's k = 40 gives
+about 10 per CIFAR-10 epoch) and the policy LR is raised to 0.05 so that its ~75 steps can
+move it (paper: 1e-3 over ~1000 steps); 50 policy steps in all. Final evaluation: clean, PGD-20, C&W-20 on the 397
+test images, AutoAttack (APGD-CE + APGD-T) on the first 100.
+gpu profile: CIFAR-10, ResNet-18 (LAS-AT, Table 1), the paper's options, k = 40, policy
+LR 1e-3 with a ResNet-18 strategy network; 110 epochs, LR 0.1 divided by 10 at epochs 100
+and 105 (the schedule of the authors' code; the paper defers to its supplement).
+"""
+
+CPU_COMMON = dict(epochs=10, final_attacks=["clean", "pgd-20", "cw-20", "aa-fast"], aa_subset=100)
+GPU_COMMON = dict(model="resnet18", epochs=110, lr=0.1, lr_schedule="multistep", milestones=[100, 105],
+                  final_attacks=["clean", "pgd-10", "pgd-20", "cw-20", "aa"])
+
+CPU_LAS = dict(policy_backbone="small_cnn", interval=2, policy_lr=0.05, eps_options=[0.5, 0.75, 1.0, 1.25, 1.5],
+               step_options=[0.125, 0.25, 0.375, 0.5, 0.625], iter_options=[3, 5, 7, 10])
+GPU_LAS = dict(policy_backbone="resnet18", interval=40, policy_lr=1e-3)
+
+
+def _las(method: str = "las_pgd_at", **cpu_args) -> dict:
+    return {"common": {"method": method}, "cpu": {**CPU_COMMON, "method_args": {**CPU_LAS, **cpu_args}},
+            "gpu": {**GPU_COMMON, "method_args": dict(GPU_LAS)}}
+
+
+def _gpu_las(spec: dict, **gpu_args) -> dict:
+    spec["gpu"]["method_args"].update(gpu_args)
+    return spec
+
+
+EXPERIMENTS = {
+    "las.pgd_at": {"common": {"method": "pgd_at"}, "cpu": dict(CPU_COMMON), "gpu": dict(GPU_COMMON)},
+    "las.las_pgd_at": _las(),
+    # Table 6: which terms of the reward L0 = L1 + alpha L2 + beta L3 matter
+    "las.ablation_l1": _gpu_las(_las(weight_l2=0.0, weight_l3=0.0), weight_l2=0.0, weight_l3=0.0),
+    "las.ablation_l1_l2": _gpu_las(_las(weight_l3=0.0), weight_l3=0.0),
+    "las.ablation_l1_l3": _gpu_las(_las(weight_l2=0.0), weight_l2=0.0),
+    # Table 1: the update interval k of the strategy network against training time
+    "las.k5": _gpu_las(_las(interval=5), interval=20),
+    "las.k10": _gpu_las(_las(interval=10), interval=60),
+    # TRADES and LAS-TRADES, AWP and LAS-AWP (not run at the cpu profile by the chapter)
+    "las.trades": {"common": {"method": "trades"}, "cpu": dict(CPU_COMMON), "gpu": dict(GPU_COMMON)},
+    "las.las_trades": _las("las_trades"),
+    "las.awp": {"common": {"method": "awp"}, "cpu": dict(CPU_COMMON), "gpu": dict(GPU_COMMON)},
+    "las.las_awp": _las("las_awp"),
+}

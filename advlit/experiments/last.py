@@ -1,0 +1,145 @@
+"""Experiments of the LAST chapter (Liu et al. 2024): prefix ``last.``.
+
+cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2 and the "16/255-equivalent"
+2 eps = 0.4, 30 epochs, cyclic LR peaking at 0.1, SGD momentum 0.9):
+
+* LAST uses the paper's literal rule (Alg. 1, line 16: ``theta <- theta - gamma G`` with
+  ``gamma = 0.8``, no momentum on the target) and a plain-SGD proxy (Eq. 4). Its proxy LR
+  ``beta`` peaks at ``lr / (1 - momentum) = 1.0``: the *effective* step of the base methods'
+  SGD with momentum 0.9 at LR 0.1. With ``beta`` equal to the raw LR 0.1 (the literal
+  reading) the rule is stable but learns about 20x slower than the base and does not fit
+  digits16 in 30 epochs; the code's optimizer-driven rule diverges (``last.stability_*``).
+* The 2 eps runs train 15 epochs instead of 30 (the CPU budget; catastrophic overfitting
+  appears within the first half of a cyclic schedule).
+* PGD-AT is the paper's 30-epoch PGD-AT(-2) (2 steps of eps / 2, used in LAST, Fig. 8 and
+  Table VI) rather than PGD-10: ten-step training of 12 runs does not fit the CPU budget.
+* GradAlign's lambda is the ATAS chapter's cpu value (1.0), Fast-BAT's step is
+  ``625 eps`` (the code's 5000/255 at 8/255, see :mod:`advlit.methods.fast_bat`).
+* The final evaluation is clean, PGD-10 and PGD-50 on the 397 test digits and AutoAttack
+  (APGD-CE + APGD-T) on the first 50: AutoAttack dominates the cost of a CPU run.
+
+gpu profile: CIFAR-10, PreActResNet-18, 30 epochs, cyclic LR peaking at 0.2 (LAST,
+Sec. IV-A), eps = 8/255 and 16/255; LAST's beta peaks at 0.2 / (1 - 0.9) = 2.0 by the same
+rule (not measured at that scale).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+#: final attacks (cpu): AutoAttack (APGD-CE + APGD-T) on the first AA_SUBSET_CPU test points
+ATTACKS_CPU = ["clean", "pgd-10", "pgd-50", "aa-fast"]
+AA_SUBSET_CPU = 50
+ATTACKS_GPU = ["clean", "pgd-10", "pgd-50x10", "aa"]
+#: the "16/255-equivalent" budget; on cpu 15 epochs (catastrophic overfitting shows early)
+EPS2 = {"cpu": dict(eps=0.4, epochs=15), "gpu": dict(eps=16 / 255)}
+#: LAST in this chapter: paper rule, gamma = 0.8, proxy LR peak = lr / (1 - momentum)
+LAST_CPU = {"last.gamma": 0.8, "last.beta": 1.0}
+LAST_GPU = {"last.gamma": 0.8, "last.beta": 2.0}
+SD = {"last.sd": True, "last.mu": 0.95, "last.tau": 6.0}
+GRADALIGN_LAMBDA_CPU = 1.0
+PGD2 = {"steps": 2}
+
+
+def _exp(method, alpha_ratio=None, args=None, last=False, cpu=None, gpu=None, **common):
+    """An experiment spec; ``last=True`` adds the chapter's LAST settings per profile."""
+    args = dict(args or {})
+    cpu_args = {**(LAST_CPU if last else {}), **args}
+    gpu_args = {**(LAST_GPU if last else {}), **args}
+    spec = {"common": {"method": method, "final_attacks": ATTACKS_CPU, **common},
+            "cpu": {"aa_subset": AA_SUBSET_CPU, **(cpu or {})}, "gpu": {"final_attacks": ATTACKS_GPU, "lr": 0.2, **(gpu or {})}}
+    if "final_attacks" in common:
+        spec["gpu"].pop("final_attacks")
+    if alpha_ratio is not None:
+        spec["common"]["alpha_ratio"] = alpha_ratio
+    if cpu_args:
+        spec["cpu"].setdefault("method_args", {}).update(cpu_args)
+    if gpu_args:
+        spec["gpu"].setdefault("method_args", {}).update(gpu_args)
+    return spec
+
+
+def _stability(method, args):
+    """Clean training (the base ignores eps) with a cheap validation: is the rule stable?"""
+    return {"common": dict(method=method, method_args=args, val_attack="fgsm", final_attacks=["clean", "fgsm"])}
+
+
+EXPERIMENTS = {
+    # Table I at eps and 2 eps (FGSM-RS = Fast-AT vs LF-AT), SD ablation at 2 eps (Figs. 4, 6)
+    "last.fgsm_rs": _exp("fgsm_rs", 1.25),
+    "last.lf_at": _exp("last+fgsm_rs", 1.25, last=True),
+    "last.fgsm_rs_2eps": _exp("fgsm_rs", 1.25, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
+    "last.lf_at_2eps": _exp("last+fgsm_rs", 1.25, last=True, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
+    "last.lf_at_sd_2eps": _exp("last+fgsm_rs", 1.25, args=SD, last=True, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
+    # Table IV-style: PGD-AT(-2) vs LPGD-AT
+    "last.pgd_at": _exp("pgd_at", 0.5, args=PGD2),
+    "last.lpgd_at": _exp("last+pgd_at", 0.5, args=PGD2, last=True),
+    # the other bases of Table I (1 seed on cpu)
+    "last.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
+    "last.lf_at_ga": _exp("last+gradalign", 1.25, last=True, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
+    "last.fast_bat": _exp("fast_bat"),
+    "last.lf_bat": _exp("last+fast_bat", last=True),
+    # Fig. 7: gamma ablation of LF-AT at eps (gamma = 0.8 is last.lf_at)
+    **{f"last.lf_at_gamma{g}": _exp("last+fgsm_rs", 1.25, args={"last.gamma": g}, last=True) for g in (0.2, 0.5, 1.0)},
+    # update-rule stability on clean training (METHODS.md warning)
+    "last.stability_sgd": _stability("standard", {}),
+    "last.stability_paper_literal": _stability("last+standard", {}),
+    "last.stability_paper": _stability("last+standard", {"last.beta": 1.0}),
+    "last.stability_paper_momentum": _stability("last+standard", {"last.proxy_momentum": 0.9}),
+    "last.stability_code": _stability("last+standard", {"last.rule": "code"}),
+    # models for the figures (retrained on a fresh clone: cheap evaluation, validation at the end)
+    "last.fig_fgsm_rs": _exp("fgsm_rs", 1.25, val_every=30, final_attacks=["clean", "pgd-10"]),
+    "last.fig_lf_at": _exp("last+fgsm_rs", 1.25, last=True, val_every=30, final_attacks=["clean", "pgd-10"]),
+}
+#: base / LAST pairs timed side by side
+TIMED_PAIRS = [("last.fgsm_rs", "last.lf_at"), ("last.pgd_at", "last.lpgd_at")]
+
+
+def time_overhead(chapter, pairs=TIMED_PAIRS, epochs: int = 1, rounds: int = 7, refresh: bool = False) -> dict:
+    """Seconds per training iteration of base methods and their LAST versions, measured in
+    one process: every round trains ``epochs`` epoch(s) of each method in turn (base, LAST,
+    next pair, ...), so a change of machine load hits both members of a pair. The result is
+    cached in ``<results_dir>/last_timing.json`` with the configurations and code
+    fingerprints it was made by, and reused while they match (``refresh=True`` re-measures).
+    Returns ``{"seconds_per_iteration": {name: [per round]}, ...}``.
+    """
+    from advlit.results import code_fingerprint
+    from advlit.train import Trainer
+
+    names = [n for pair in pairs for n in pair]
+    configs = {n: chapter.config(n) for n in names}
+    key = {n: [c.hash(), code_fingerprint(c.method)] for n, c in configs.items()}
+    path = Path(chapter.results_dir) / "last_timing.json"
+    if path.exists() and not refresh:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
+            return cached
+    trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
+    per_iter: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names:
+            t0 = time.perf_counter()
+            for e in range(epochs):
+                trainers[n].train_epoch(r * epochs + e)
+            per_iter[n].append((time.perf_counter() - t0) / (epochs * trainers[n].steps_per_epoch))
+    out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds_per_iteration": per_iter}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def overhead_table(timing: dict, pairs=TIMED_PAIRS):
+    """Seconds per iteration of each pair and LAST's relative overhead (%), from the fastest
+    round (the one least disturbed by other processes on a shared machine) and from the median."""
+    import statistics
+
+    import pandas as pd
+
+    rows = []
+    for base, last in pairs:
+        tb, tl = timing["seconds_per_iteration"][base], timing["seconds_per_iteration"][last]
+        rows.append({"base": base, "LAST": last, "base s/iter (min)": f"{min(tb):.4f}",
+                     "LAST s/iter (min)": f"{min(tl):.4f}", "overhead % (min)": f"{100 * (min(tl) / min(tb) - 1):+.1f}",
+                     "overhead % (median)": f"{100 * (statistics.median(tl) / statistics.median(tb) - 1):+.1f}"})
+    return pd.DataFrame(rows).set_index("base")
