@@ -8,8 +8,7 @@ from torch import nn
 
 from advlit.data import Augmentation
 from advlit.methods import Batch, TrainContext, build_method
-from advlit.train import Trainer
-from helpers import same_state, strip_times, tiny_config
+from helpers import same_state, straight_and_resumed, tiny_config
 
 EPS = 0.2
 N, C, H, W = 12, 1, 8, 8
@@ -187,12 +186,5 @@ def test_state_dict_round_trip_gives_identical_next_step(spec):
 
 def test_trainer_resume_is_exact(tmp_path):
     cfg = tiny_config(method="fgsm_mep", alpha_ratio=1.0, epochs=3, method_args={"reset_every": 2})
-    straight = Trainer(cfg, progress=False)
-    rec = straight.fit(tmp_path / "a")
-    Trainer(cfg, progress=False).fit(tmp_path / "b", stop_after=1)
-    torch.manual_seed(999)
-    resumed = Trainer(cfg, progress=False)
-    rec2 = resumed.fit(tmp_path / "b", resume=True)
-    assert strip_times(rec["history"]) == strip_times(rec2["history"])
-    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    straight, resumed = straight_and_resumed(cfg, tmp_path, stop_after=1)
     assert torch.equal(straight.method.delta, resumed.method.delta)

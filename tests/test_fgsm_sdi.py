@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlit.methods import Batch, TrainContext, build_method
-from advlit.train import Trainer
-from helpers import same_state, strip_times, tiny_config
+from helpers import same_state, straight_and_resumed, tiny_config
 
 EPS = 0.2
 C, H, W = 1, 8, 8
@@ -125,12 +124,5 @@ def test_state_dict_round_trip_gives_identical_next_steps():
 
 def test_trainer_resume_is_exact(tmp_path):
     cfg = tiny_config(method="fgsm_sdi", alpha_ratio=1.0, epochs=2, method_args={"interval": 3, "width": 8})
-    straight = Trainer(cfg, progress=False)
-    rec = straight.fit(tmp_path / "a")
-    Trainer(cfg, progress=False).fit(tmp_path / "b", stop_after=1)
-    torch.manual_seed(999)
-    resumed = Trainer(cfg, progress=False)
-    rec2 = resumed.fit(tmp_path / "b", resume=True)
-    assert strip_times(rec["history"]) == strip_times(rec2["history"])
-    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    straight, resumed = straight_and_resumed(cfg, tmp_path, stop_after=1)
     assert same_state(straight.method.generator.state_dict(), resumed.method.generator.state_dict())

