@@ -34,7 +34,7 @@ unit:
 	$(BIN)/python -m pytest tests -q --timeout=1800
 
 notebooks-check:
-	$(BIN)/python -m pytest --nbval-lax --sanitize-with tests/nbval_sanitize.cfg notebooks -q -p no:cacheprovider
+	$(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks -q -p no:cacheprovider
 
 book-html:
 	$(BIN)/jupyter-book build . $(JB_FLAGS)

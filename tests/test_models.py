@@ -53,7 +53,7 @@ def test_mlp_is_one_hidden_layer_and_flattens_its_input():
 def test_small_cnn_has_no_batchnorm():
     model = get_model("small_cnn", 10, (1, 16, 16))
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 3
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 2  # conv(32)-pool-conv(64)-pool, see advlit.models.small_cnn
 
 
 def test_normalize_is_the_first_layer_and_standardises_channels():
