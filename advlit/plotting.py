@@ -47,3 +47,25 @@ def plot_curves(ax, records_by_label: dict[str, list[dict]], key: str = "val_rob
     ax.set_ylabel(ylabel or key)
     ax.legend()
     return ax
+
+
+def plot_overfitting(runs: dict[str, list[dict]], pgd_label: str = "PGD-10"):
+    """Catastrophic overfitting at a glance: one panel per label, the validation PGD (red)
+    and FGSM (blue, dashed) accuracy after every epoch, one line per seed (Wong et al. 2020,
+    Fig. 3; ATAS, Fig. 1). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.4), sharey=True, squeeze=False)
+    for ax, (label, records) in zip(axes[0], runs.items()):
+        for rec in records:
+            epochs = [r["epoch"] for r in rec["history"] if "val_robust" in r]
+            ax.plot(epochs, [r["val_robust"] for r in rec["history"] if "val_robust" in r], color="tab:red", lw=1.2)
+            ax.plot(epochs, [r["val_fgsm"] for r in rec["history"] if "val_fgsm" in r], color="tab:blue", lw=1.2,
+                    ls="--")
+        ax.plot([], [], color="tab:red", label=f"{pgd_label} (validation)")
+        ax.plot([], [], color="tab:blue", ls="--", label="FGSM (validation)")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    axes[0][0].set_ylabel("accuracy (%), one line per seed")
+    return fig

@@ -20,7 +20,7 @@ from advlit.data import get_dataset
 from advlit.evaluate import evaluate
 from advlit.methods.fgsm import FGSM
 from advlit.notebook import Chapter, show_source
-from advlit.plotting import style
+from advlit.plotting import plot_overfitting, style
 from advlit.results import load_model, paper_table, summarize
 from advlit.utils import format_eps
 
@@ -186,18 +186,7 @@ co_runs = {
     "FGSM-RS, alpha = 2 eps": chapter.run("basics.fgsm_rs_large_step"),
     "FGSM-RS, alpha = eps": chapter.run("basics.fgsm_rs_small_step"),
 }
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-for ax, (label, records) in zip(axes, co_runs.items()):
-    for rec in records:
-        epochs_ = [r["epoch"] for r in rec["history"]]
-        ax.plot(epochs_, [r["val_robust"] for r in rec["history"]], color="tab:red", lw=1.2)
-        ax.plot(epochs_, [r["val_fgsm"] for r in rec["history"]], color="tab:blue", lw=1.2)
-    ax.plot([], [], color="tab:red", label="PGD-10")
-    ax.plot([], [], color="tab:blue", label="FGSM")
-    ax.set_title(label)
-    ax.set_xlabel("epoch")
-    ax.legend()
-axes[0].set_ylabel("validation accuracy (%), one line per seed")
+plot_overfitting(co_runs)
 plt.show()
 
 # %% [markdown]

@@ -22,7 +22,7 @@ from advlit.methods.atas import ATAS, ATTA
 from advlit.methods.free_at import FreeAT
 from advlit.methods.gradalign import gradient_alignment
 from advlit.notebook import Chapter, show_source
-from advlit.plotting import style
+from advlit.plotting import plot_overfitting, style
 from advlit.results import mean_std, paper_table, summarize
 from advlit.utils import format_eps
 
@@ -61,18 +61,7 @@ print(chapter.describe())
 # %%
 co = {"FGSM-RS, alpha = 2 eps": chapter.run("atas.fgsm_rs_2eps"),
       "ATAS, max step gamma/c = 2 eps": chapter.run("atas.atas")}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-for ax, (label, records) in zip(axes, co.items()):
-    for rec in records:
-        ep = [r["epoch"] for r in rec["history"]]
-        ax.plot(ep, [r["val_robust"] for r in rec["history"]], color="tab:red", lw=1.2)
-        ax.plot(ep, [r["val_fgsm"] for r in rec["history"]], color="tab:blue", lw=1.2, ls="--")
-    ax.plot([], [], color="tab:red", label="PGD-10 (validation)")
-    ax.plot([], [], color="tab:blue", ls="--", label="FGSM (validation)")
-    ax.set_title(label)
-    ax.set_xlabel("epoch")
-    ax.legend()
-axes[0].set_ylabel("accuracy (%)")
+plot_overfitting(co)
 plt.show()
 
 # %%
