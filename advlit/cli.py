@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="turn off the dataset's crop/flip augmentation")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--val-attack", help="attack on the validation split that picks the best epoch (default pgd-10)")
+    t.add_argument("--val-attack", help="attack on the validation split that picks the best epoch and flags collapses (default pgd-20)")
     t.add_argument("--val-subset", type=int, help="validate on the first N validation examples")
     t.add_argument("--attacks", nargs="+", help="final test attacks (default clean fgsm pgd-20 pgd-50 cw-20)")
     t.add_argument("--final-subset", type=int, help="final evaluation on the first N test examples")

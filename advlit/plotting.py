@@ -49,7 +49,7 @@ def plot_curves(ax, records_by_label: dict[str, list[dict]], key: str = "val_rob
     return ax
 
 
-def plot_overfitting(runs: dict[str, list[dict]], pgd_label: str = "PGD-10"):
+def plot_overfitting(runs: dict[str, list[dict]], pgd_label: str = "PGD-20"):
     """Catastrophic overfitting at a glance: one panel per label, the validation PGD (red)
     and FGSM (blue, dashed) accuracy after every epoch, one line per seed (Wong et al. 2020,
     Fig. 3; ATAS, Fig. 1). Returns the figure."""

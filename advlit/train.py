@@ -180,13 +180,17 @@ class Trainer:
 
     # --------------------------------------------------------------- results
     def final_evaluation(self) -> dict:
-        """The test-split evaluation of the last and the best checkpoints."""
+        """The test-split evaluation of the last and the best checkpoints (evaluated once
+        when the best epoch is the last one: same weights, same attack seeds)."""
         cfg = self.config
         test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
         results = {}
         last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         for which, state in (("last", last_state), ("best", self.best.get("state"))):
             if state is None:
+                continue
+            if which == "best" and self.best["epoch"] == len(self.history) and "last" in results:
+                results["best"] = dict(results["last"])  # the same weights and attack seeds
                 continue
             self.model.load_state_dict(state)
             plain = [a for a in cfg.final_attacks if not a.startswith("aa")]

@@ -100,3 +100,21 @@ def test_bad_config_gives_one_clear_error(field, value, message):
 def test_config_hash_ignores_data_root_only():
     assert RunConfig(data_root="/a").hash() == RunConfig(data_root="/b").hash()
     assert RunConfig(seed=0).hash() != RunConfig(seed=1).hash()
+
+
+def test_final_evaluation_reuses_last_when_best_is_last(monkeypatch):
+    import advlit.train as train_module
+
+    trainer = Trainer(tiny_config(epochs=1), progress=False)
+    trainer.fit()
+    calls = []
+    real_evaluate = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: calls.append(1) or real_evaluate(*a, **k))
+    state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.best = {"epoch": len(trainer.history), "val_robust": 1.0, "state": state}
+    same = trainer.final_evaluation()
+    assert same["best"] == same["last"] and len(calls) == 1
+    calls.clear()
+    trainer.best = {"epoch": 0, "val_robust": 1.0, "state": state}  # same weights, an earlier epoch
+    separate = trainer.final_evaluation()
+    assert len(calls) == 2 and separate["best"] == separate["last"] == same["last"]

@@ -69,6 +69,10 @@ EXPERIMENTS = {
     "atas.free_at": _exp("free_at", 1.0, cpu=dict(method_args=dict(replays=4), epochs=15),
                          gpu=dict(method_args=dict(replays=8), epochs=10)),
     "atas.pgd_at": _exp("pgd_at", 0.25, gpu=dict(**PIECEWISE)),
+    # sensitivity of the cpu setting (one seed): a larger c (steps closer to the maximum) and
+    # a larger minimum step
+    "atas.atas_c0.5": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, c=0.5))),
+    "atas.atas_min0.75": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, min_step_ratio=0.75))),
     # Fig. 4: FGSM-RS step sizes
     "atas.fgsm_rs_step0.5": _exp("fgsm_rs", 0.5, cpu=dict(final_attacks=["clean", "pgd-20"])),
     "atas.fgsm_rs_step1.0": _exp("fgsm_rs", 1.0, cpu=dict(final_attacks=["clean", "pgd-20"])),

@@ -5,7 +5,7 @@ PGD-3 with step eps / 2 (the paper: PGD-10 with step eps / 4) and training lasts
 with the piecewise schedule (LR 0.1, /10 at epochs 12 and 14), against the paper's 120
 epochs of ResNet-18 (LR 0.01 until epoch 60, then decayed). Final attacks on the 397 test
 images: clean, PGD-20, C&W-20, and AutoAttack (APGD-CE + APGD-T, ``aa-fast``) on the first
-50; the best checkpoint is chosen by PGD-10 on the first 100 validation images.
+50; the best checkpoint is chosen by PGD-20 on the first 100 validation images.
 
 ``gpu``: the paper's ResNet-18 protocol on CIFAR-10 (Sec. V-A): SGD momentum 0.9, weight
 decay 3.5e-3, 120 epochs, LR 0.01 (``multistep`` /10 at 90 and 120 approximates "0.01 till
