@@ -8,7 +8,6 @@ STAMP := $(VENV)/.advlit-installed
 export ADVLIT_THREADS ?= 2
 export OMP_NUM_THREADS ?= $(ADVLIT_THREADS)
 export ADVLIT_PROGRESS ?= 0
-export MPLBACKEND ?= Agg
 JB_FLAGS := -W -n --keep-going
 
 .PHONY: book test venv unit notebooks-check book-html clean

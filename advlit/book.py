@@ -58,6 +58,10 @@ def run_notebooks(profile: str = "cpu", only=None, output_dir=None, extra: dict 
     paths = notebooks(only)
     params = {"profile": profile, **(extra or {})}
     os.environ.setdefault("ADVLIT_PROGRESS", "0")
+    # the kernels inherit this environment: a non-inline backend (e.g. MPLBACKEND=Agg, common
+    # on headless machines) would make every plt.show() a no-op and the book figure-less
+    if "inline" not in os.environ.get("MPLBACKEND", "inline"):
+        os.environ.pop("MPLBACKEND")
     failures, timings = [], {}
     bar = tqdm(paths, desc=f"notebooks ({profile})", unit="nb")
     for path in bar:

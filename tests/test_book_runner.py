@@ -33,6 +33,15 @@ def test_run_notebooks_reports_failures_and_keeps_going(tmp_path, monkeypatch):
     assert (tmp_path / "01_fails.failed.ipynb").exists()
 
 
+def test_figures_are_kept_when_a_headless_backend_is_set(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    _notebook(tmp_path / "01_plot.ipynb", "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()")
+    assert book.run_notebooks(profile="cpu") == []
+    outputs = json.loads((tmp_path / "01_plot.ipynb").read_text())["cells"][-1]["outputs"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
 def test_unknown_notebook_name_is_one_clear_error():
     with pytest.raises(ConfigError, match="unknown notebook"):
         book.notebooks(only=["99_nope"])

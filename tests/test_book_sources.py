@@ -40,6 +40,9 @@ def test_notebook_was_executed_without_errors(nb):
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{nb.name} stored an error"
     assert not any("image/svg+xml" in o.get("data", {}) for c in code for o in c.get("outputs", []))
+    figureless = [i for i, c in enumerate(code) if "plt.show()" in "".join(c["source"])
+                  and not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert not figureless, f"{nb.name}: code cells {figureless} call plt.show() but stored no PNG"
 
 
 def test_every_notebook_is_in_the_table_of_contents():
