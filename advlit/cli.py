@@ -126,8 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_train(args) -> int:
+def config_with_method_defaults(seed: int, given: dict):
+    """The run configuration of ``advlit train`` without ``--experiment``: the settings
+    given on the command line, then the method's defaults for the dataset
+    (:func:`advlit.experiments.method_defaults`, printed to stderr), then RunConfig's."""
     from advlit.config import RunConfig
+    from advlit.experiments import method_defaults
+
+    base = RunConfig()
+    method, dataset = given.get("method", base.method), given.get("dataset", base.dataset)
+    settings, filled = dict(given), []
+    for key, value in method_defaults(method, dataset).items():
+        if key == "method_args":
+            new = {k: v for k, v in value.items() if k not in settings.get("method_args", {})}
+            settings["method_args"] = {**new, **settings.get("method_args", {})}
+            filled += [f"{k}={v}" for k, v in new.items()]
+        elif key not in settings:
+            settings[key] = value
+            filled.append(f"{key}={value}")
+    if filled:
+        print(f"advlit: {method} on {dataset} uses {', '.join(filled)} (the method's defaults, "
+              "advlit.experiments; a flag or --method-arg changes them)", file=sys.stderr)
+    return RunConfig(seed=seed, **settings)
+
+
+def _cmd_train(args) -> int:
     from advlit.train import Trainer
 
     overrides = {
@@ -144,7 +167,7 @@ def _cmd_train(args) -> int:
 
         config = get_config(args.experiment, args.profile, seed=args.seed, **overrides)
     else:
-        config = RunConfig(seed=args.seed, **{k: v for k, v in overrides.items() if v is not None})
+        config = config_with_method_defaults(args.seed, {k: v for k, v in overrides.items() if v is not None})
     record = Trainer(config, progress=not args.quiet).fit(args.out, resume=args.resume)
     _print_summary(record, args.out)
     return 0

@@ -8,11 +8,14 @@ Attack names: ``clean``; ``fgsm``; ``pgd-K`` / ``pgd-KxR`` (K steps, R restarts)
 ``cw-K`` / ``cw-KxR`` (PGD on the C&W margin loss); ``aa`` (standard AutoAttack) and
 ``aa-fast`` (APGD-CE + APGD-T). PGD step size is ``alpha_ratio * eps`` (default eps / 4,
 i.e. 2/255 at 8/255). Accuracies are percentages. The model is put in eval mode and its
-mode is restored afterwards; randomness is seeded and isolated from the caller's RNG.
+mode is restored afterwards; randomness is seeded and isolated from the caller's RNG, and
+each attack draws its random starts from its own seed (:func:`attack_seed`), so an attack's
+accuracy does not depend on which other attacks are evaluated with it.
 """
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +50,12 @@ def parse_attack(name: str) -> AttackSpec:
         loss = "cw" if m.group(1) == "cw" else "ce"
         return AttackSpec(name, "pgd", steps=int(m.group(2)), restarts=int(m.group(3) or 1), loss=loss)
     raise ConfigError(f"unknown attack {name!r}; use clean, fgsm, pgd-K, pgd-KxR, cw-K, cw-KxR, aa or aa-fast")
+
+
+def attack_seed(seed: int, attack: str, start: int) -> int:
+    """The seed of one attack on the batch that begins at example ``start``: a function of
+    the evaluation seed, the attack's name and the batch only."""
+    return (seed * 1_000_003 + zlib.crc32(attack.encode()) + 7_919 * start) % 2**63
 
 
 def attack_batch(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, eps: float, alpha: float, seed: int) -> Tensor:
@@ -92,10 +101,10 @@ def evaluate(
     alpha = alpha_ratio * eps
     correct = {s.name: 0 for s in specs}
     with eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
         for start in range(0, len(x_all), batch_size):
             x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
             for spec in specs:
+                torch.manual_seed(attack_seed(seed, spec.name, start))
                 x_adv = attack_batch(model, x, y, spec, eps, alpha, seed)
                 with torch.no_grad():
                     correct[spec.name] += (model(x_adv).argmax(1) == y).sum().item()

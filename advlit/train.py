@@ -56,12 +56,26 @@ def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool,
         yield Batch(x=x, y=y, idx=idx.to(device), aug=aug, epoch=epoch)
 
 
+def cpu_name() -> str:
+    """The processor's model name and the instruction set torch dispatches to (e.g.
+    ``"Intel(R) Xeon(R) Processor / AVX512"``): float results of CPU training are
+    reproducible bit for bit on the same processor type, not across types."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} / {torch.backends.cpu.get_cpu_capability()}"
+
+
 def environment() -> dict:
     """Versions and hardware, stored in every run record."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

@@ -128,3 +128,14 @@ def test_autoattack_fast_subset(trained_model, data):
 def test_bad_attack_names_raise_one_clear_error(name):
     with pytest.raises(ConfigError, match="unknown attack"):
         parse_attack(name)
+
+
+def test_an_attack_does_not_depend_on_the_others_in_the_list(trained_model, data):
+    """Each attack draws its random start from its own seed: PGD-2's accuracy is the same
+    alone and after other random attacks (it does depend on the evaluation seed)."""
+    x, y = data
+    alone = evaluate(trained_model, (x, y), 0.2, attacks=["pgd-2"], seed=3)
+    listed = evaluate(trained_model, (x, y), 0.2, attacks=["pgd-5", "cw-3x2", "pgd-2"], seed=3)
+    assert alone["pgd-2"] == listed["pgd-2"]
+    by_seed = {evaluate(trained_model, (x, y), 0.2, attacks=["pgd-2"], seed=s)["pgd-2"] for s in range(4)}
+    assert len(by_seed) > 1  # the random start matters, so the first assertion can fail

@@ -60,3 +60,26 @@ def test_eps_as_fraction():
     from advlit.cli import _number
 
     assert _number("8/255") == pytest.approx(8 / 255)
+
+
+def test_method_defaults_fill_only_what_the_command_line_leaves_out(capsys):
+    """ATAS on the digits gets the chapter's setting (piecewise LR, c, norm, minimum step);
+    a flag or --method-arg wins over a default; methods without defaults get none."""
+    from advlit.cli import config_with_method_defaults
+    from advlit.experiments import get_config
+
+    config = config_with_method_defaults(1, {"method": "atas", "dataset": "digits16", "eps": 0.2, "alpha_ratio": 2})
+    chapter = get_config("atas.atas", "cpu", seed=1)
+    assert config.lr_schedule == chapter.lr_schedule == "piecewise" and config.lr == chapter.lr
+    assert {k: v for k, v in chapter.method_args.items() if k != "track_norms"} == config.method_args
+    assert "lr_schedule=piecewise" in capsys.readouterr().err
+
+    mine = config_with_method_defaults(0, {"method": "atas", "dataset": "digits16", "lr_schedule": "cyclic",
+                                           "method_args": {"c": 0.5}})
+    assert mine.lr_schedule == "cyclic" and mine.method_args["c"] == 0.5
+    assert mine.method_args["min_step_ratio"] == config.method_args["min_step_ratio"]
+    assert config_with_method_defaults(0, {"method": "atas", "dataset": "cifar10"}).method_args == \
+        {"c": 0.01, "grad_norm": "batch_mean"}
+    plain = config_with_method_defaults(0, {"method": "fgsm_rs"})
+    assert plain.lr_schedule == "cyclic" and plain.method_args == {}
+    assert capsys.readouterr().err.count("advlit:") == 2  # atas (mine), atas on cifar10; nothing for fgsm_rs

@@ -37,17 +37,37 @@ PROFILES = {
 DEFAULT_SEEDS = {"cpu": [0, 1, 2], "gpu": [0, 1, 2]}
 
 _EXPERIMENTS: dict[str, dict] = {}
+_METHOD_DEFAULTS: dict[str, dict] = {}
 
 
 def _load() -> dict[str, dict]:
     if not _EXPERIMENTS:
         for info in pkgutil.iter_modules(__path__):
             module = importlib.import_module(f"{__name__}.{info.name}")
-            for name, spec in getattr(module, "EXPERIMENTS", {}).items():
-                if name in _EXPERIMENTS:
-                    raise RuntimeError(f"experiment {name!r} defined twice")
-                _EXPERIMENTS[name] = spec
+            for registry, attribute in ((_EXPERIMENTS, "EXPERIMENTS"), (_METHOD_DEFAULTS, "METHOD_DEFAULTS")):
+                for name, spec in getattr(module, attribute, {}).items():
+                    if name in registry:
+                        raise RuntimeError(f"{attribute[:-1].lower().replace('_', ' ')} {name!r} defined twice")
+                    registry[name] = spec
     return _EXPERIMENTS
+
+
+def method_defaults(method: str, dataset: str) -> dict:
+    """Run settings a method needs on a dataset when nobody says otherwise: what
+    ``advlit train --method M --dataset D`` uses for every setting its command line leaves
+    out (e.g. ATTA's and ATAS's piecewise schedule and ATAS's c, :mod:`advlit.experiments.atas`).
+
+    Chapter modules declare them as ``METHOD_DEFAULTS = {method: {"*": settings, dataset:
+    settings}}``; the dataset's entry is layered over ``"*"`` and ``method_args`` merge key
+    by key. Only a plain method name has defaults (``atas``, not ``piat+atas``).
+    """
+    _load()
+    table = _METHOD_DEFAULTS.get(method, {})
+    out: dict = {}
+    for layer in (table.get("*", {}), table.get(dataset, {})):
+        for key, value in layer.items():
+            out[key] = {**out.get(key, {}), **value} if key == "method_args" else value
+    return out
 
 
 def list_experiments(prefix: str = "") -> list[str]:

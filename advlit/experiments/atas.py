@@ -1,19 +1,29 @@
 """Experiments of the ATAS chapter (Huang et al. 2022): prefix ``atas.``.
 
-cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2, 30 epochs, cyclic LR 0.1):
+Learning-rate schedules: ATAS, Appendix B trains ATTA and ATAS with the piecewise schedule
+(LR 0.1, divided by 10 at epochs 24 and 28 of 30; ``PIECEWISE``) and "chooses the best
+scheduler for each method" for the others; FGSM-RS, GradAlign, Free-AT and PGD-AT keep the
+cyclic schedule of Wong et al. here, in both profiles.
+
+cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2, 30 epochs):
     ATAS uses the maximum step gamma / c = 2 eps (``alpha_ratio=2``, the step that makes
-    FGSM-RS collapse), c = 0.3 on the L2 norm of the *per-example* input gradient
-    (``grad_norm="example"``: the digits' gradients are about 30x larger than the
-    batch-mean-scaled CIFAR gradients for which the paper picked c = 0.01) and a minimum
-    step of 0.5 eps (the lower clamp of the official code is 0.5 eps too: 4/255 at 8/255).
-    Without the minimum the step of large-norm examples shrinks towards zero and the attack
-    gets weak; with it ATAS does not overfit (measured by the lead and in this chapter).
+    FGSM-RS collapse), c = 0.5 on the L2 norm of the *per-example* input gradient
+    (``grad_norm="example"``; App. B: "c should be close to the magnitude of v", and the
+    digits' gradient norms grow from about 0.04 to several units during training) and a
+    minimum step of 0.5 eps, the official code's lower clamp (4/255 at 8/255). Without a
+    minimum the step of large-norm examples shrinks towards zero and the attack gets weak.
+    c and the minimum were chosen on the *validation* split among the ``atas.atas_*``
+    variants below (the chapter shows the selection table, validation beside test).
 gpu profile (the paper's protocol, Sec. V and Appendix): CIFAR-10, PreActResNet-18, 30
-    epochs, LR 0.1 divided by 10 at epochs 24 and 28 (``lr_schedule="piecewise"``) for
-    ATTA and ATAS; gamma / c = 16/255 (``alpha_ratio=2`` at 8/255), c = 0.01 on the
-    gradient of the batch-mean loss as in the official code (``grad_norm="batch_mean"``),
-    beta = 0.5, reset every 10 epochs, no clamp and no warm-up (the paper's Alg. 1);
-    ``atas.atas_code`` adds the official code's clamp [4/255, 14/255] and 5 warm-up epochs.
+    epochs, piecewise LR for ATTA and ATAS; gamma / c = 16/255 (``alpha_ratio=2`` at 8/255),
+    c = 0.01 on the gradient of the batch-mean loss as in the official code
+    (``grad_norm="batch_mean"``), beta = 0.5, reset every 10 epochs, no clamp and no
+    warm-up (the paper's Alg. 1); ``atas.atas_code`` adds the official code's clamp
+    [4/255, 14/255] and 5 warm-up epochs.
+
+``METHOD_DEFAULTS`` gives ``advlit train --method atas|atta`` (no ``--experiment``) the
+same settings: the piecewise schedule, and ATAS's c (and on the digits its norm convention
+and minimum step) for the dataset, unless the command line sets them.
 
 Free-AT's budget: one trainer epoch of ``free_at`` is one pass over the data in which every
 batch is replayed ``replays`` times, so it costs ``replays`` forward-backward passes per
@@ -40,12 +50,31 @@ ATTACKS_GPU = ["clean", "pgd-10", "pgd-50x10", "aa"]
 PIECEWISE = dict(lr=0.1, lr_schedule="piecewise")  # ATTA / ATAS protocol (ATAS, Appendix)
 
 #: ATAS settings per profile (see the module docstring)
-ATAS_CPU = dict(c=0.3, grad_norm="example", min_step_ratio=0.5, track_norms=True)
-ATAS_GPU = dict(c=0.01, grad_norm="batch_mean")
+ATAS_DIGITS = dict(c=0.5, grad_norm="example", min_step_ratio=0.5)
+ATAS_CIFAR = dict(c=0.01, grad_norm="batch_mean")
+ATAS_CPU = dict(ATAS_DIGITS, track_norms=True)
+ATAS_GPU = ATAS_CIFAR
+#: What ``advlit train --method atta|atas`` uses when it is not given an ``--experiment`` and
+#: the command line does not set it (:func:`advlit.experiments.method_defaults`): ATTA's and
+#: ATAS's piecewise schedule (App. B) on every dataset, and ATAS's c for the data: the
+#: paper's 0.01 with the official code's batch-mean gradient on the 32x32 sets (Tiny ImageNet
+#: gets the same; the paper gives 0.1 only for 224x224 ImageNet), the cpu profile's setting
+#: on the digits (chosen on digits16).
+METHOD_DEFAULTS = {
+    "atta": {"*": PIECEWISE},
+    "atas": {"*": PIECEWISE,
+             **{d: dict(method_args=ATAS_DIGITS) for d in ("digits", "digits16")},
+             **{d: dict(method_args=ATAS_CIFAR) for d in ("cifar10", "cifar100", "svhn", "tinyimagenet")}},
+}
 #: GradAlign's lambda at eps = 0.2 on digits16; the eps rule of the authors' script gives
 #: lambda = 0.02 * 10 ** (51 / 8) ~ 5e4 there, far outside the range it was fitted on
 #: (eps <= 16/255), so the cpu profile sets lambda by hand (see the chapter).
 GRADALIGN_LAMBDA_CPU = 1.0
+
+
+#: the alternatives to ATAS_CPU compared on validation (the chosen one is ``atas.atas``)
+ATAS_CPU_VARIANTS = {"c0.3": dict(c=0.3), "c0.3_min0.75": dict(c=0.3, min_step_ratio=0.75),
+                     "c0.3_min1.0": dict(c=0.3, min_step_ratio=1.0), "c1.0": dict(c=1.0)}
 
 
 def _exp(method, alpha_ratio=None, cpu=None, gpu=None, **common):
@@ -60,19 +89,20 @@ EXPERIMENTS = {
     # Table I and the catastrophic-overfitting pair
     "atas.fgsm_rs": _exp("fgsm_rs", 1.25),
     "atas.fgsm_rs_2eps": _exp("fgsm_rs", 2.0),
-    "atas.atas": _exp("atas", 2.0, cpu=dict(method_args=ATAS_CPU), gpu=dict(method_args=ATAS_GPU, **PIECEWISE)),
+    "atas.atas": _exp("atas", 2.0, cpu=dict(method_args=ATAS_CPU), gpu=dict(method_args=ATAS_GPU), **PIECEWISE),
     "atas.atas_code": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, max_step_ratio=1.75, warmup_epochs=5)),
                            gpu=dict(method_args=dict(ATAS_GPU, min_step_ratio=0.5, max_step_ratio=1.75,
-                                                     warmup_epochs=5), **PIECEWISE)),
-    "atas.atta": _exp("atta", 0.5, cpu=dict(method_args=dict(track_norms=True)), gpu=dict(**PIECEWISE)),
+                                                     warmup_epochs=5)), **PIECEWISE),
+    "atas.atta": _exp("atta", 0.5, cpu=dict(method_args=dict(track_norms=True)), **PIECEWISE),
     "atas.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
     "atas.free_at": _exp("free_at", 1.0, cpu=dict(method_args=dict(replays=4), epochs=15),
                          gpu=dict(method_args=dict(replays=8), epochs=10)),
     "atas.pgd_at": _exp("pgd_at", 0.25, gpu=dict(**PIECEWISE)),
-    # sensitivity of the cpu setting (one seed): a larger c (steps closer to the maximum) and
-    # a larger minimum step
-    "atas.atas_c0.5": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, c=0.5))),
-    "atas.atas_min0.75": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, min_step_ratio=0.75))),
+    # the cpu setting's selection (3 seeds, chosen on validation): c and the minimum step, and
+    # the cyclic schedule of the first version of this chapter
+    **{f"atas.atas_{tag}": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, **args)), **PIECEWISE)
+       for tag, args in ATAS_CPU_VARIANTS.items()},
+    "atas.atas_cyclic": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, c=0.3))),
     # Fig. 4: FGSM-RS step sizes
     "atas.fgsm_rs_step0.5": _exp("fgsm_rs", 0.5, cpu=dict(final_attacks=["clean", "pgd-20"])),
     "atas.fgsm_rs_step1.0": _exp("fgsm_rs", 1.0, cpu=dict(final_attacks=["clean", "pgd-20"])),
@@ -174,7 +204,7 @@ def generate(profile: str = "cpu") -> None:
     """Produce every record of the chapter, most important first (``python -m
     advlit.experiments.atas``): the catastrophic-overfitting pair (3 seeds), the landscapes,
     one seed of the other Table I methods, the timing, the subsets (Fig. 3), the step-size
-    sweep (Fig. 4), PGD-AT, then the remaining seeds."""
+    sweep (Fig. 4), PGD-AT, then the remaining seeds and the selection of ATAS's cpu setting."""
     from advlit.notebook import Chapter
 
     chapter = Chapter(profile=profile)
@@ -194,7 +224,8 @@ def generate(profile: str = "cpu") -> None:
             for name in ("atas.fgsm_rs_step1.0", "atas.fgsm_rs_step1.5", "atas.fgsm_rs_step0.5"):
                 chapter.run(name, seeds=one)
     chapter.run("atas.pgd_at", seeds=one)
-    for name in ("atas.atta", "atas.fgsm_rs", "atas.free_at", "atas.gradalign"):
+    for name in ("atas.atta", "atas.fgsm_rs", "atas.free_at", "atas.gradalign", "atas.pgd_at", "atas.atas_cyclic",
+                 *(f"atas.atas_{tag}" for tag in ATAS_CPU_VARIANTS)):
         chapter.run(name)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from advlit.methods.base import Method, Wrapper, step_metrics
+from advlit.methods.base import Method, Wrapper
 from advlit.methods.registry import register
 from advlit.utils import ConfigError
 
@@ -62,12 +62,7 @@ class NMSE(Wrapper):
         logits_clean = model(batch.x)
         return base_loss + self.mu * nmse_loss(logits_clean, logits_adv, batch.y, self.detach_weight), logits_adv
 
-    def step(self, model, optimizer, batch):
-        """The standard recipe of :meth:`Method.step`, with this wrapper's loss."""
-        x_adv = self.perturb(model, batch)
-        loss, logits = self.loss(model, batch, x_adv)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return step_metrics(loss, logits, batch.y)
+    #: the standard recipe (perturb, loss, backward, step) with this wrapper's loss, where
+    #: Wrapper.step would hand the whole update to the base
+    step = Method.step
 

@@ -263,8 +263,8 @@ ini.final_table(stress, ["clean", "fgsm", "pgd-20", "pgd-50"])
 
 # %% [markdown]
 # One seed each: a per-run observation (does this run collapse?), not a comparison of means.
-# In this seed FGSM-SDI at $2\epsilon$ collapses like FGSM-RS (FGSM accuracy above clean,
-# PGD near zero), and FGSM-MEP does not collapse but keeps far less PGD accuracy than at
+# In this seed FGSM-SDI at $2\epsilon$ collapses like FGSM-RS (FGSM accuracy as high as
+# clean, PGD near zero), and FGSM-MEP does not collapse but keeps far less PGD accuracy than at
 # $\epsilon$: the learned or prior-guided start does not make an arbitrary step safe.
 #
 # ### The generator's input (FGSM-SDI, Table II)
@@ -278,10 +278,11 @@ ini.final_table(ablation, ["clean", "pgd-20", "pgd-50", "cw-20"])
 
 # %% [markdown]
 # Three seeds each. The slides' Table II is reproduced in direction: with the benign image
-# as its only input the generator does not prevent catastrophic overfitting (3 of 3 seeds
-# collapse, last-checkpoint PGD-20 near zero while the best checkpoint keeps some), the
-# signed gradient alone prevents it, and the image together with the signed gradient ends
-# a few points above the gradient alone (less than the 5 points this test set can resolve).
+# as its only input the generator does not reliably prevent catastrophic overfitting (the
+# `collapsed` column; its last-checkpoint PGD-20 accuracy is far below the other two inputs'),
+# the signed gradient alone prevents it, and the image together with the signed gradient ends
+# level with the gradient alone or slightly above it (within the 5 points this test set can
+# resolve).
 # The input gradient is what tells the generator where the loss rises for *this* example.
 #
 # ## Against the paper
@@ -308,15 +309,13 @@ print(ini.paper_wide(paper_table("sdi_table2.csv"), PAPER_METRICS).to_string())
 # behaves as in FGSM-SDI, Fig. 6: it falls towards zero for FGSM-RS and stays high for the
 # learned initialisation. **What does not transfer.** On CIFAR-10 the papers report
 # FGSM-SDI and FGSM-MEP about level with PGD-AT (PGD-10 within 1-2 points, AA within
-# 1 point); here both end clearly above PGD-AT, but because PGD-AT under-fits this
+# 1 point); here both end above PGD-AT under PGD-20, but because PGD-AT under-fits this
 # problem in 30 epochs, not because single-step training beats multi-step training; and
 # MEP and SDI are within a few points of each other, which this build (at most three
-# seeds, 397 test images) cannot separate. **Not reproduced in this build.** The BP / EP
-# comparison (FGSM-PGI, Table 1; the paper's BP, EP and MEP are within about 1 point of
-# each other) and the generator-input ablation (FGSM-SDI, Table II) have experiments but
-# no `cpu` records yet. The `cpu` profile also changes the generator's width and update
-# interval and the prior reset period (see Experiments), so it tests the mechanism, not
-# the paper's exact configuration.
+# seeds, 397 test images) cannot separate, as are the paper's BP, EP and MEP (within about
+# 1 point of each other in FGSM-PGI, Table 1). The `cpu` profile also changes the
+# generator's width and update interval and the prior reset period (see Experiments), so it
+# tests the mechanism, not the paper's exact configuration.
 #
 # ## Takeaways
 #

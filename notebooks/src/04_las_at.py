@@ -307,8 +307,8 @@ pd.DataFrame({label: {"s/epoch": round(recs[0]["seconds_per_epoch"], 1)} for lab
               {**interval, "PGD-AT": pgd_at[:1]}.items()}).T
 
 # %% [markdown]
-# Times are wall-clock seconds per epoch on a machine shared with other jobs (the same
-# configuration's time varied by about a third between seeds), so read them as rough: more
+# Times are wall-clock seconds per epoch as the runs recorded them, on a machine that may be
+# shared with other jobs, so read them as rough: more
 # policy steps (smaller $k$) cost more time, the direction of the paper's Table 1.
 #
 # ## Against the paper

@@ -227,8 +227,8 @@ pd.DataFrame({label: {"final clean test (%)": round(rec["final"]["last"]["clean"
 # On clean data the optimizer-driven reading of the code loses everything around the peak of
 # the learning-rate schedule and recovers only partly as the rate decays: this confirms the
 # stability warning of the method notes. The literal rule is stable; at $\beta = 0.1$ it is
-# slow, as the effective-step argument predicts, and at $\beta = 1.0$ it gets close to SGD
-# with momentum by the end of the schedule. The rest of the
+# slow, as the effective-step argument predicts; $\beta = 1.0$ does better but still ends well
+# below SGD with momentum (one seed each). The rest of the
 # chapter uses the paper's rule ({eq}`last-update`, $\gamma = 0.8$, plain-SGD proxy) with the
 # proxy's learning rate peaking at $\beta = 1.0$, the effective step $0.1/(1-0.9)$ of the base
 # methods' SGD with momentum (`advlit.experiments.last.LAST_CPU`); the schedule shape is the
@@ -389,11 +389,10 @@ table(OTHER_BASES, "last")
 # %% [markdown]
 # Over PGD-AT(-2), three seeds, LAST lowers the robust accuracy at this scale, as it does over
 # FGSM-RS: LPGD-AT's PGD-10 and PGD-50 accuracies are below PGD-AT(-2)'s at both checkpoints,
-# by more than the noise (AutoAttack on 50 images: level at the best checkpoint, lower for
-# LPGD-AT at the last). The single-seed
-# GradAlign and Fast-BAT pairs point the same way under PGD and are no more than anecdotes;
-# at the last checkpoint the Fast-BAT run and both LAST runs have lost most of their PGD
-# accuracy while keeping their clean accuracy.
+# by more than the noise (AutoAttack on 50 images points the same way). The single-seed
+# GradAlign and Fast-BAT pairs point the same way under PGD at the best checkpoint and are no
+# more than anecdotes; at the last checkpoint the Fast-BAT run has lost most of its PGD
+# accuracy while keeping its clean accuracy.
 
 # %% [markdown]
 # ### The weight on the past, $\gamma$ (Fig. 7)
@@ -427,7 +426,7 @@ gamma_table
 # %% [markdown]
 # One seed for three of the four points, so only the extremes say something: $\gamma = 1$
 # (the target is replaced by the proxy's step from the *previous* parameters, its current
-# ones discarded) does not train in 30 epochs, and no $\gamma$ brings LF-AT to FGSM-RS's robust accuracy at this
+# ones discarded) trains far worse than the others in 30 epochs, and no $\gamma$ brings LF-AT to FGSM-RS's robust accuracy at this
 # scale. The paper's Fig. 7 finds the best $\gamma$ near 0.8 on CIFAR-10; here the smaller
 # values are at least as good, within the noise.
 

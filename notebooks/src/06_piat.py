@@ -278,9 +278,9 @@ pd.DataFrame({base: {f"{metric} ({which})": "{:.1f} ± {:.1f}".format(*mean_std(
 
 # %% [markdown]
 # At this scale PIAT does **not** raise robust accuracy on top of the other methods: its final
-# PGD-20 accuracy is lower than the base's for ALP, TRADES and MART (by about 5 points, beyond
-# the noise level only for TRADES), higher for PGD-AT by less than the noise, and its C&W
-# accuracy is lower for all four. The paper's Fig. 6 / Table III claim is not reproduced on
+# PGD-20 accuracy is lower than the base's for ALP, TRADES and MART (by about 4 to 5 points, at
+# the edge of what this test set resolves), higher for PGD-AT by less than the noise, and its
+# C&W accuracy is lower for all four. The paper's Fig. 6 / Table III claim is not reproduced on
 # digits16 in 15 epochs. A likely reason: in a 15-epoch run the interpolation keeps the
 # weights $\lambda_{15} = 0.64$ in the past at the end (figure of the schedule), so a PIAT
 # model is less trained than its base (clearest in the clean accuracy of PIAT on PGD-AT);
@@ -354,8 +354,9 @@ print("runs whose final model is at chance on clean test images (< 15 %):",
 # * **PIAT alone on digits16:** its final PGD-20 accuracy is a few points above PGD-AT's,
 #   within the noise of this test set (less than 5 points), and its clean accuracy is clearly
 #   lower: in a 15-epoch run the interpolation holds the weights back ($\lambda_{15} = 0.64$
-#   of the past at the end, figure of the schedule), so the model is simply less trained. The
-#   oscillation measure on 100 validation images does not separate the two at this scale.
+#   of the past at the end, figure of the schedule), so the model is simply less trained. On
+#   100 validation images PIAT's mean epoch-to-epoch change is a little smaller than PGD-AT's,
+#   by less than one image per epoch: too little to call the oscillation reduced at this scale.
 # * **PIAT on each base (Fig. 6):** not reproduced; on ALP, TRADES and MART it lowers the
 #   final robust accuracy at this budget (bars above).
 # * The numbers of the paper (quoted above) are for CIFAR-10 / ResNet-18 / 120 epochs and
