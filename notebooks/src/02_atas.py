@@ -80,7 +80,9 @@ pd.DataFrame(rows).set_index(["method", "seed"])
 # At this scale FGSM-RS with $\alpha = 2\epsilon$ ends with almost no PGD-20 accuracy on the
 # test set while its FGSM accuracy is high (the signature of catastrophic overfitting
 # detected by `advlit.analysis.catastrophic_overfitting`), and ATAS with the same maximum step
-# keeps its robustness. Why the per-example step helps is the paper's Section III: the
+# keeps its robustness. (The dip of ATAS's curves at epoch 20 coincides with the reset of its
+# perturbation buffer to uniform noise before that epoch, every 10 epochs as in the official
+# code; the gradient norms of Fig. 10 below fall at the same epoch.) Why the per-example step helps is the paper's Section III: the
 # input-gradient norm $\mathrm{GN}(x_i)$, averaged over the epochs of a run, is long-tailed, and
 # the examples in the tail are the ones that overfit first. Here is its distribution over the
 # 1200 training digits, recorded by ATTA as it trained (the analogue of the paper's Fig. 6a):
