@@ -131,19 +131,14 @@ def config_with_method_defaults(seed: int, given: dict):
     given on the command line, then the method's defaults for the dataset
     (:func:`advlit.experiments.method_defaults`, printed to stderr), then RunConfig's."""
     from advlit.config import RunConfig
-    from advlit.experiments import method_defaults
+    from advlit.experiments import layer_settings, method_defaults
 
     base = RunConfig()
     method, dataset = given.get("method", base.method), given.get("dataset", base.dataset)
-    settings, filled = dict(given), []
-    for key, value in method_defaults(method, dataset).items():
-        if key == "method_args":
-            new = {k: v for k, v in value.items() if k not in settings.get("method_args", {})}
-            settings["method_args"] = {**new, **settings.get("method_args", {})}
-            filled += [f"{k}={v}" for k, v in new.items()]
-        elif key not in settings:
-            settings[key] = value
-            filled.append(f"{key}={value}")
+    defaults = method_defaults(method, dataset)
+    settings = layer_settings(defaults, given)
+    filled = [f"{k}={v}" for k, v in defaults.items() if k != "method_args" and k not in given]
+    filled += [f"{k}={v}" for k, v in defaults.get("method_args", {}).items() if k not in given.get("method_args", {})]
     if filled:
         print(f"advlit: {method} on {dataset} uses {', '.join(filled)} (the method's defaults, "
               "advlit.experiments; a flag or --method-arg changes them)", file=sys.stderr)

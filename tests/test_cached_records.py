@@ -3,9 +3,8 @@
 Each CI run samples ``ADVLIT_RECHECK`` (default 2) of the committed ``results/cpu`` records
 that are current for this code, cheap (at most ``ADVLIT_RECHECK_SECONDS`` of training,
 default 90 s as recorded) and made on this type of processor with as many threads as this
-process uses, retrains them from their
-stored configuration and requires the same per-epoch metrics and the same final
-evaluation, number for number. (Another processor type dispatches other float kernels:
+process uses, retrains them from their stored configuration and requires the same
+per-epoch metrics and the same final evaluation, number for number. (Another processor type dispatches other float kernels:
 the last bits differ from the first epochs on, and a run that overfits catastrophically
 amplifies them; so does another thread count. Records are compared only where both match.)
 """
@@ -26,13 +25,13 @@ RECORDS = sorted((REPO_DIR / "results" / "cpu").glob("*/record.json"))
 
 def _candidates():
     limit = float(os.environ.get("ADVLIT_RECHECK_SECONDS", "90"))
+    here = {"cpu": cpu_name(), "threads": torch.get_num_threads()}
     out = []
     for path in RECORDS:
         record = json.loads(path.read_text())
         config = RunConfig.from_dict(record["config"])
         if (is_current(record, config) and record["seconds_per_epoch"] * config.epochs <= limit
-                and record["environment"].get("cpu") == cpu_name()
-                and record["environment"].get("threads") == torch.get_num_threads()):
+                and all(record["environment"].get(k) == v for k, v in here.items())):
             out.append(path)
     return out
 

@@ -63,8 +63,13 @@ def method_defaults(method: str, dataset: str) -> dict:
     """
     _load()
     table = _METHOD_DEFAULTS.get(method, {})
+    return layer_settings(table.get("*", {}), table.get(dataset, {}))
+
+
+def layer_settings(*layers: dict) -> dict:
+    """Run settings layered in order, later layers winning; ``method_args`` merge key by key."""
     out: dict = {}
-    for layer in (table.get("*", {}), table.get(dataset, {})):
+    for layer in layers:
         for key, value in layer.items():
             out[key] = {**out.get(key, {}), **value} if key == "method_args" else value
     return out

@@ -82,10 +82,11 @@ pd.DataFrame(rows).set_index(["method", "seed"])
 # detected by `advlit.analysis.catastrophic_overfitting`), and ATAS with the same maximum step
 # keeps its robustness. (The dip of ATAS's curves at epoch 20 coincides with the reset of its
 # perturbation buffer to uniform noise before that epoch, every 10 epochs as in the official
-# code; the gradient norms of Fig. 10 below fall at the same epoch.) Why the per-example step helps is the paper's Section III: the
-# input-gradient norm $\mathrm{GN}(x_i)$, averaged over the epochs of a run, is long-tailed, and
-# the examples in the tail are the ones that overfit first. Here is its distribution over the
-# 1200 training digits, recorded by ATTA as it trained (the analogue of the paper's Fig. 6a):
+# code; the gradient norms of Fig. 10 below fall at the same epoch.) Why the per-example step
+# helps is the paper's Section III: the input-gradient norm $\mathrm{GN}(x_i)$, averaged over
+# the epochs of a run, is long-tailed, and the examples in the tail are the ones that overfit
+# first. Here is its distribution over the 1200 training digits, recorded by ATTA as it
+# trained (the analogue of the paper's Fig. 6a):
 
 # %%
 atta_seed0 = chapter.run("atas.atta", seeds=ONE_SEED)[0]
@@ -161,9 +162,10 @@ show_source(ATTA.store_delta)
 # App. B). On the digits the per-example norms grow from a few hundredths to several units
 # during training (Fig. 10 below), so the `cpu` profile uses the per-example norm with
 # $c = 0.5$ and a minimum step of $0.5\epsilon$, the code's lower clamp (no upper clamp, no
-# warm-up), chosen on the validation split (table in Experiment 3). ATTA and ATAS train with the piecewise learning-rate schedule of the paper
-# (0.1, divided by 10 at epochs 24 and 28; App. B trains ATTA and ATAS with it and "chooses the
-# best scheduler for each method"), the other methods with the cyclic one of FGSM-RS. The
+# warm-up), chosen on the validation split (table in Experiment 3). ATTA and ATAS train with
+# the piecewise learning-rate schedule of the paper (0.1, divided by 10 at epochs 24 and 28;
+# App. B trains ATTA and ATAS with it and "chooses the best scheduler for each method"), the
+# other methods with the cyclic one of FGSM-RS. The
 # command line gives `--method atas` the same settings when it is not told otherwise
 # (`advlit.experiments.method_defaults`), so the chapter's ATAS run is
 # `advlit train --method atas --dataset digits16 --eps 0.2 --alpha-ratio 2 --seed S`:
@@ -312,8 +314,7 @@ def variant_label(name):
             + (" (atas.atas)" if name == "atas.atas" else ""))
 
 
-VARIANTS = ["atas.atas", *(f"atas.atas_{tag}" for tag in atas_experiments.ATAS_CPU_VARIANTS), "atas.atas_cyclic"]
-variant_records = {variant_label(name): chapter.run(name) for name in VARIANTS}
+variant_records = {variant_label(name): chapter.run(name) for name in atas_experiments.ATAS_SELECTION}
 selection = pd.DataFrame({label: {
     "val PGD-20, last epoch (mean)": round(mean_std(r["history"][-1]["val_robust"] for r in recs)[0], 1),
     "collapsed": sum(r["overfitting"]["detected"] for r in recs),
