@@ -5,11 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.advlit-installed
 # one thread: the committed records were made with one, and a run reproduces its record bit
-# for bit only with the same thread count (the notebooks retrain a few runs for their checkpoints)
+# for bit only with the same processor type and thread count (the record recheck's exact path)
 export ADVLIT_THREADS ?= 1
 export OMP_NUM_THREADS ?= $(ADVLIT_THREADS)
 export ADVLIT_PROGRESS ?= 0
-JB_FLAGS := -W -n --keep-going
+JB_FLAGS := -W -n --keep-going -q
 
 .PHONY: book test venv unit notebooks-check book-html clean
 

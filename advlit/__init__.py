@@ -9,4 +9,7 @@ from advlit.utils import configure_threads
 
 __version__ = "0.1.0"
 
-configure_threads()
+try:
+    configure_threads()
+except ValueError:  # a bad ADVLIT_THREADS: `advlit` (cli.main) stops with one line saying so
+    pass

@@ -1,7 +1,10 @@
 """The ``advlit`` command line: ``train``, ``eval``, ``list``, ``data download`` and ``book run``.
 
-Every user error (unknown method or dataset, eps outside (0, 1], a missing checkpoint or
-dataset) prints one line ``advlit: error: ...`` and exits with status 2, never a traceback.
+Every user error (unknown method or dataset, eps outside (0, 1], a missing or damaged
+checkpoint, a missing dataset, an unusable device or ``--out``) prints one line
+``advlit: error: ...`` and exits with status 2, never a traceback; a file the system cannot
+write (a full disk) is one line and status 1. A failed command leaves the files the user
+already has (checkpoints, run records) as they were.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from advlit.utils import ConfigError
+from advlit.utils import ConfigError, configure_threads
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +28,16 @@ def _number(text: str) -> float:
         return float(Fraction(text))
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _key_values(pairs) -> dict:
@@ -87,21 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="turn off the dataset's crop/flip augmentation")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--val-attack", help="attack on the validation split that picks the best epoch and flags collapses (default pgd-20)")
-    t.add_argument("--val-subset", type=int, help="validate on the first N validation examples")
+    t.add_argument("--val-subset", type=_positive_int, help="validate on the first N validation examples")
     t.add_argument("--attacks", nargs="+", help="final test attacks (default clean fgsm pgd-20 pgd-50 cw-20)")
-    t.add_argument("--final-subset", type=int, help="final evaluation on the first N test examples")
+    t.add_argument("--final-subset", type=_positive_int, help="final evaluation on the first N test examples")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     t.add_argument("--data-root", help="where vision datasets live (default $ADVLIT_DATA or ~/data)")
     t.add_argument("--out", required=True, help="output folder: record.json, checkpoint.pt, best.pt")
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (as does ADVLIT_PROGRESS=0)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint under attacks")
     e.add_argument("--checkpoint", required=True, help="a checkpoint.pt or best.pt written by 'advlit train'")
     e.add_argument("--attacks", nargs="+", default=["clean", "fgsm", "pgd-20", "cw-20"], help="attack names")
     e.add_argument("--eps", type=_number, help="radius (default: the training eps)")
     e.add_argument("--split", default="test", help="test or val (default test)")
-    e.add_argument("--subset", type=int, help="evaluate on the first N examples")
+    e.add_argument("--subset", type=_positive_int, help="evaluate on the first N examples")
     e.add_argument("--data-root", help="where vision datasets live")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -145,9 +158,68 @@ def config_with_method_defaults(seed: int, given: dict):
     return RunConfig(seed=seed, **settings)
 
 
-def _cmd_train(args) -> int:
-    from advlit.train import Trainer
+def check_device(name) -> None:
+    """One line when ``name`` is not a device torch knows or one this machine lacks."""
+    import torch
 
+    if name is None or name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: no CUDA device is available on this machine (use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r}: MPS is not available on this machine (use --device cpu)")
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    """Fail before anything is created when ``--out`` cannot hold a run (or, with
+    ``--resume``, holds none)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if resume and not out.is_dir():
+        raise ConfigError(f"cannot resume: there is no run at {out} (no such folder); leave out --resume to start one")
+    parent = out
+    while not parent.exists():  # the folder that fit() would create its path in
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--out {out}: {parent} is a file, not a folder")
+
+
+def _resume_hint(out: Path) -> str:
+    from advlit.train import BEST
+
+    best = (f"; {out / BEST} holds only the weights of the best epoch ('advlit eval' reads it, "
+            "--resume cannot)") if (out / BEST).is_file() else ""
+    return (f"start over without --resume (this replaces the run in {out}) or with another --out" + best)
+
+
+def _check_resumable(out: Path, trainer) -> None:
+    """Load ``out/checkpoint.pt`` into ``trainer`` once before ``fit(resume=True)`` does,
+    so that a checkpoint whose contents do not fit this run is one line, not a traceback."""
+    from advlit.checkpoint_io import describe_mismatch
+    from advlit.train import CHECKPOINT
+
+    path = out / CHECKPOINT
+    try:
+        trainer.load_checkpoint(path)
+    except ConfigError:
+        raise
+    except Exception as err:  # load_state_dict of the model, optimizer or method
+        raise ConfigError(f"cannot resume: {path} does not fit this run ({describe_mismatch(err)}); "
+                          f"{_resume_hint(out)}") from None
+
+
+def _cmd_train(args) -> int:
+    from advlit.train import CHECKPOINT, Trainer
+
+    out = Path(args.out)
+    _check_out(out, args.resume)
     overrides = {
         "method": args.method, "dataset": args.dataset, "model": args.model, "eps": args.eps,
         "alpha_ratio": args.alpha_ratio, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -163,8 +235,20 @@ def _cmd_train(args) -> int:
         config = get_config(args.experiment, args.profile, seed=args.seed, **overrides)
     else:
         config = config_with_method_defaults(args.seed, {k: v for k, v in overrides.items() if v is not None})
-    record = Trainer(config, progress=not args.quiet).fit(args.out, resume=args.resume)
-    _print_summary(record, args.out)
+    check_device(config.device)
+    if args.resume:  # a damaged checkpoint: one line before anything is built or written
+        from advlit.checkpoint_io import RESUMABLE_KEYS, read_checkpoint
+
+        try:
+            read_checkpoint(out / CHECKPOINT, keys=RESUMABLE_KEYS, hint=_resume_hint(out))
+        except ConfigError as err:
+            raise ConfigError(f"cannot resume: {err}") from None
+    # --quiet turns the progress bar off; otherwise the Trainer reads ADVLIT_PROGRESS
+    trainer = Trainer(config, progress=False if args.quiet else None)
+    if args.resume:
+        _check_resumable(out, trainer)
+    record = trainer.fit(out, resume=args.resume)
+    _print_summary(record, out)
     return 0
 
 
@@ -182,22 +266,17 @@ def _print_summary(record: dict, out) -> None:
 
 
 def _cmd_eval(args) -> int:
-    import torch
-
-    from advlit.config import RunConfig
+    from advlit.checkpoint_io import config_of, model_of, read_checkpoint
     from advlit.data import get_dataset
     from advlit.evaluate import evaluate, format_table
-    from advlit.results import model_from_checkpoint
 
     path = Path(args.checkpoint)
-    if not path.is_file():
-        raise ConfigError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=args.device, weights_only=False)
-        config = RunConfig.from_dict(state["config"])
-    except Exception as err:  # not a file written by advlit
-        raise ConfigError(f"{path} is not an advlit checkpoint ({type(err).__name__}: {err})") from None
-    model = model_from_checkpoint(state, args.device)
+    check_device(args.device)
+    sibling = {"checkpoint.pt": "best.pt", "best.pt": "checkpoint.pt"}.get(path.name)
+    hint = f"the {sibling} beside it may still be intact" if sibling and (path.parent / sibling).is_file() else None
+    state = read_checkpoint(path, hint=hint)
+    config = config_of(state, path)
+    model = model_of(state, path, args.device)
     eps = args.eps if args.eps is not None else config.eps
     if not 0 < eps <= 1:
         raise ConfigError(f"eps must lie in (0, 1], got {eps}")
@@ -233,15 +312,23 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    from advlit.book import run_notebooks
+    from advlit.book import papermill_value, run_notebooks
 
-    params = {name: value for name, value in (args.parameter or [])}
+    params = {}
+    for name, value in args.parameter or []:
+        if name == "profile":
+            raise ConfigError("set the profile with --profile, not -p profile")
+        params[name] = papermill_value(value)
     failures = run_notebooks(profile=args.profile, only=args.only, output_dir=args.output_dir, extra=params)
     return 1 if failures else 0
 
 
 def main(argv=None) -> int:
     try:
+        try:
+            configure_threads()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         args = build_parser().parse_args(argv)
         handler = {"train": _cmd_train, "eval": _cmd_eval, "list": _cmd_list, "book": _cmd_book,
                    "data": _cmd_data}[args.command]
@@ -249,6 +336,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"advlit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the system refused a read or a write (a full disk, no permission)
+        print(f"advlit: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("advlit: interrupted (resume with --resume)", file=sys.stderr)
         return 130

@@ -6,13 +6,19 @@
     show_source(ATAS.perturb)                     # the code beside the equation
 
 Parameters that are ``None`` keep the profile's defaults. A bad parameter or missing
-data stops the notebook with one readable line (see :class:`advlit.utils.ConfigError`).
+data stops the notebook with one readable line (see :class:`advlit.utils.ConfigError`);
+so does a parameter papermill injected that the chapter does not know, once the notebook
+calls ``Chapter.check_parameters(globals())`` (papermill itself only warns about it).
 """
 from __future__ import annotations
 
+import ast
 import inspect
+import os
+import re
 import textwrap
 import warnings
+from fractions import Fraction
 
 with warnings.catch_warnings():  # tqdm.auto warns once in kernels without ipywidgets
     warnings.simplefilter("ignore")
@@ -22,24 +28,132 @@ from advlit import experiments
 from advlit.utils import ConfigError, format_eps
 
 
+#: the notebook parameters :class:`Chapter` takes, as every chapter's ``parameters`` cell defines them
+PARAMETERS = ("profile", "data_root", "epochs", "seeds", "device", "results_dir", "eps")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_seeds(seeds) -> list[int] | None:
+    """``seeds`` as a list of ints. Papermill hands over ``-p seeds 0`` as the int 0 and
+    ``-p seeds '[0, 1]'`` as the string ``"[0, 1]"``; accepted: an int, a list (or tuple) of
+    ints, and the strings ``"0"``, ``"[0]"``, ``"0,1,2"``, ``"[0, 1, 2]"``, ``"0 1 2"``."""
+    if seeds is None:
+        return None
+    bad = ConfigError(f"seeds must be an integer or a list of integers, e.g. 0 or [0, 1, 2], got {seeds!r}")
+    if isinstance(seeds, str):
+        text = seeds.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        items = [item for item in re.split(r"[,\s]+", text.strip()) if item]
+        if not items or not all(re.fullmatch(r"[+-]?\d+", item) for item in items):
+            raise bad
+        return [int(item) for item in items]
+    if _is_int(seeds):
+        return [seeds]
+    if isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) for s in seeds):
+        return list(seeds)
+    raise bad
+
+
+def parse_epochs(epochs) -> int | None:
+    """``epochs`` as a positive int; the string ``"3"`` (``papermill -r epochs 3``) is accepted."""
+    if epochs is None:
+        return None
+    value = epochs
+    if isinstance(value, str) and re.fullmatch(r"\s*\+?\d+\s*", value):
+        value = int(value)
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    return value
+
+
+def parse_eps(eps) -> float | None:
+    """``eps`` as a float in (0, 1]: a number, or a string such as ``"0.03"`` or ``"8/255"``."""
+    if eps is None:
+        return None
+    try:
+        if isinstance(eps, bool):
+            raise TypeError
+        value = float(Fraction(eps.strip())) if isinstance(eps, str) else float(eps)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ConfigError(f"eps must be a number in (0, 1] (pixel scale), e.g. 0.2 or '8/255', got {eps!r}") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"eps must lie in (0, 1] (pixel scale), got {eps!r}")
+    return value
+
+
+def _check_text(name: str, value):
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def injected_names(namespace: dict) -> list[str]:
+    """The names papermill's last ``injected-parameters`` cell assigned in this kernel, read
+    from IPython's input history (``In``) in ``namespace``; empty outside papermill."""
+    history = namespace.get("In") or namespace.get("_ih") or []
+    for source in reversed(list(history)):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return []
+            names = []
+            for node in tree.body:
+                for target in getattr(node, "targets", [getattr(node, "target", None)]):
+                    if isinstance(target, ast.Name) and target.id not in names:
+                        names.append(target.id)
+            return names
+    return []
+
+
+def check_parameters(namespace: dict, known=PARAMETERS) -> None:
+    """Stop with one line if papermill injected a parameter the chapter does not know.
+
+    Papermill only warns about ``-p nosuchparam 3`` and injects ``nosuchparam = 3`` anyway;
+    the chapter would run with its defaults. Call ``Chapter.check_parameters(globals())``
+    in the cell after the ``parameters`` cell."""
+    unknown = [name for name in injected_names(namespace) if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown notebook parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+
+
 class Chapter:
-    """The parameters of one notebook run, bound to :mod:`advlit.experiments`."""
+    """The parameters of one notebook run, bound to :mod:`advlit.experiments`.
+
+    With papermill, ``-p NAME VALUE`` reads VALUE as papermill does (an int, a float,
+    ``True``/``False``/``None``, else a string), so ``-p seeds 0`` arrives as ``0`` and
+    ``-p seeds '[0, 1, 2]'`` as the string ``"[0, 1, 2]"``; both are accepted, as are
+    ``"0,1,2"`` and ``-p epochs 3`` or ``-r epochs 3`` (a string), and ``-p eps 8/255``.
+    ``-y`` passes YAML instead and keeps its types::
+
+        papermill 02_atas.ipynb out.ipynb -p profile gpu -y "seeds: [0, 1, 2]" -y "eps: 0.0314"
+
+    (``-f params.yaml`` reads the same from a file.) Names other than :data:`PARAMETERS`
+    are refused by :meth:`check_parameters` and by ``advlit book run``.
+    """
+
+    check_parameters = staticmethod(check_parameters)
 
     def __init__(self, profile: str = "cpu", data_root=None, epochs=None, seeds=None, device=None,
                  results_dir=None, eps=None, **unknown):
         if unknown:
             raise ConfigError(f"unknown notebook parameter(s): {', '.join(sorted(unknown))}; "
-                              "known: profile, data_root, epochs, seeds, device, results_dir, eps")
+                              f"known: {', '.join(PARAMETERS)}")
         self.profile = experiments.check_profile(profile)
-        if seeds is not None and (isinstance(seeds, (str, bytes)) or not all(isinstance(s, int) for s in seeds)):
-            raise ConfigError(f"seeds must be a list of integers, e.g. [0, 1, 2], got {seeds!r}")
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-        if eps is not None and not (0 < float(eps) <= 1):
-            raise ConfigError(f"eps must lie in (0, 1] (pixel scale), got {eps!r}")
-        self.seeds = list(seeds) if seeds is not None else experiments.DEFAULT_SEEDS[profile]
+        seeds = parse_seeds(seeds)
+        epochs = parse_epochs(epochs)
+        eps = parse_eps(eps)
+        _check_text("data_root", data_root)
+        _check_text("results_dir", results_dir)
+        if device not in (None, "auto"):
+            _check_device(device)
+        self.seeds = seeds if seeds is not None else list(experiments.DEFAULT_SEEDS[self.profile])
         self.overrides = dict(data_root=data_root, epochs=epochs, device=device, eps=eps)
-        self.results_dir = experiments.results_dir_for(profile, results_dir)
+        self.results_dir = experiments.results_dir_for(self.profile, results_dir)
 
     def config(self, name: str, seed: int = 0, **overrides):
         """The run configuration of experiment ``name`` under this chapter's parameters."""
@@ -74,6 +188,17 @@ class Chapter:
             model, dataset, eps, epochs = p["model"], p["dataset"], self.eps, self.overrides["epochs"] or p["epochs"]
         return (f"profile `{self.profile}`: {dataset}, {model}, eps = {format_eps(eps)}, "
                 f"{epochs} epochs, seeds {self.seeds}")
+
+
+def _check_device(device) -> None:
+    import torch
+
+    try:
+        if not isinstance(device, (str, torch.device)):
+            raise TypeError
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:1, ...") from None
 
 
 def show_source(obj, start: str | None = None, stop: str | None = None):

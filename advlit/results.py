@@ -6,6 +6,14 @@ committed). :func:`run_or_load` returns the stored record when its configuration
 *and* the fingerprint of the code it depends on match, and trains otherwise, so the book
 shows multi-seed tables without retraining them in every build, and never shows a number
 that the current code would not produce.
+
+The few runs whose *model* a chapter needs (``need_model=True``: loss landscapes, gradient
+maps, decision boundaries) also keep ``weights.pt``, the last and best weights of the run
+that made the record, committed with it. A chapter then computes its figures from stored
+weights, never from a retrain: float results of training differ between processor types,
+so a retrain on another machine would not reproduce the stored outputs. When the weights
+are missing the run is retrained for them, the committed record is kept, and a warning
+says whether the retrain reproduced it.
 """
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ import hashlib
 import inspect
 import json
 import math
+import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -76,11 +86,24 @@ def run_name(config: RunConfig) -> str:
     return f"{method}_{config.dataset}_s{config.seed}_{config.hash()}"
 
 
+#: the committed weights of a run whose model a chapter loads
+WEIGHTS = "weights.pt"
+
+
 def load_record(run_dir: str | Path) -> dict | None:
+    """The run record in ``run_dir``, or ``None`` when there is none or it is damaged (a
+    damaged record is reported with a warning; the caller retrains)."""
     path = Path(run_dir) / "record.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        warnings.warn(f"damaged run record {path} ({err}); the run is trained again", stacklevel=2)
+        return None
+    return record
 
 
 def is_current(record: dict | None, config: RunConfig) -> bool:
@@ -89,34 +112,125 @@ def is_current(record: dict | None, config: RunConfig) -> bool:
                 and record.get("code") == code_fingerprint(config.method))
 
 
+def _load_torch(path: Path, what: str):
+    """``torch.load`` of a file written by this package; ``None`` (with a warning) when damaged."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: zip, pickle or EOF errors
+        warnings.warn(f"damaged {what} {path} ({type(err).__name__}); it is not used", stacklevel=3)
+        return None
+
+
+def stored_weights(run_dir: str | Path, record: dict) -> dict | None:
+    """The committed ``weights.pt`` of ``run_dir`` if it belongs to ``record`` (same
+    configuration hash and code fingerprint), else ``None``."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.exists():
+        return None
+    state = _load_torch(path, "weights file")
+    if not isinstance(state, dict) or state.get("config_hash") != record.get("config_hash") \
+            or state.get("code") != record.get("code"):
+        return None
+    return state
+
+
+def write_weights(run_dir: str | Path, record: dict) -> Path:
+    """Write ``weights.pt`` from the run's checkpoints: the last and best model weights and
+    the method's final state (auxiliary networks such as FGSM-SDI's generator), with the
+    record's configuration hash and code fingerprint. No optimizer state: it cannot resume."""
+    from advlit.train import BEST, CHECKPOINT
+
+    run_dir = Path(run_dir)
+    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    last = checkpoint["model"]
+    best = torch.load(run_dir / BEST, map_location="cpu", weights_only=False)["model"] if (run_dir / BEST).exists() else None
+    same = best is not None and all(torch.equal(best[k], last[k]) for k in last)
+    state = {"config": record["config"], "config_hash": record["config_hash"], "code": record["code"],
+             "best_epoch": record.get("best_epoch"), "last": last, "best": None if same else best,
+             "method": checkpoint["method"]}
+    tmp = run_dir / (WEIGHTS + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(run_dir / WEIGHTS)
+    return run_dir / WEIGHTS
+
+
+def _same_numbers(a: dict, b: dict) -> bool:
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    return strip(a["history"]) == strip(b["history"]) and a["final"] == b["final"]
+
+
+def _retrain_for_weights(config: RunConfig, run_dir: Path, record: dict, progress) -> None:
+    """The record is current but its weights are missing: train again in a scratch
+    directory, keep the committed record, take the weights, and say whether they match."""
+    from advlit.train import BEST, CHECKPOINT, Trainer, environment
+
+    scratch = run_dir / "retrain.tmp"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    fresh = Trainer(config, progress=progress).fit(scratch)
+    for name in (CHECKPOINT, BEST):
+        if (scratch / name).exists():
+            (scratch / name).replace(run_dir / name)
+    shutil.rmtree(scratch)
+    if not _same_numbers(fresh, record):
+        here, there = environment()["cpu"], record.get("environment", {}).get("cpu")
+        warnings.warn(f"{run_dir.name}: the weights were retrained (no {WEIGHTS}) and the retrain differs from "
+                      f"the committed record (this processor: {here}; the record's: {there}); the record is kept, "
+                      "figures drawn from these weights may differ slightly from the stored ones", stacklevel=3)
+    write_weights(run_dir, record)
+
+
 def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = False,
                 progress: bool | None = False) -> dict:
     """Return the current record of ``config`` from ``results_dir``, training if needed.
 
-    ``need_model=True`` also guarantees that the checkpoints exist (retraining, which is
-    deterministic, when only the record is present). The record's ``"run_dir"`` key
-    tells where it lives.
+    ``need_model=True`` also guarantees the run's weights (:data:`WEIGHTS`, written after
+    training; retrained with a warning when only the record is present: see the module
+    docstring). The record's ``"run_dir"`` key tells where it lives.
     """
     from advlit.train import CHECKPOINT, Trainer
 
     run_dir = Path(results_dir) / run_name(config)
     record = load_record(run_dir)
-    have_model = (run_dir / CHECKPOINT).exists()
-    if not (is_current(record, config) and (have_model or not need_model)):
-        resume = have_model and record is not None and not record.get("complete") \
+    if is_current(record, config):
+        if need_model and stored_weights(run_dir, record) is None:
+            _retrain_for_weights(config, run_dir, record, progress)
+    else:
+        have_checkpoint = (run_dir / CHECKPOINT).exists()
+        resume = have_checkpoint and record is not None and not record.get("complete") \
             and record.get("code") == code_fingerprint(config.method) and record.get("config_hash") == config.hash()
         record = Trainer(config, progress=progress).fit(run_dir, resume=resume)
+        if need_model:
+            write_weights(run_dir, record)
     record["run_dir"] = str(run_dir)
     return record
 
 
 def load_model(record: dict, which: str = "last", device="cpu") -> torch.nn.Module:
-    """Rebuild the model of a run record and load its ``last`` or ``best`` weights."""
+    """Rebuild the model of a run record and load its ``last`` or ``best`` weights, from
+    the run's :data:`WEIGHTS` file when it belongs to the record, else its checkpoints."""
     from advlit.train import BEST, CHECKPOINT
 
-    path = Path(record["run_dir"]) / (CHECKPOINT if which == "last" else BEST)
+    run_dir = Path(record["run_dir"])
+    weights = stored_weights(run_dir, record)
+    if weights is not None:
+        state = weights[which] if weights.get(which) is not None else weights["last"]
+        return model_from_checkpoint({"config": weights["config"], "model": state}, device)
+    path = run_dir / (CHECKPOINT if which == "last" else BEST)
     state = torch.load(path, map_location=device, weights_only=False)
     return model_from_checkpoint(state, device)
+
+
+def final_state(record: dict, device="cpu") -> dict:
+    """``{"config", "model", "method"}`` at the end of the run of ``record``: from its
+    :data:`WEIGHTS` file when it belongs to the record, else from its ``checkpoint.pt``."""
+    from advlit.train import CHECKPOINT
+
+    run_dir = Path(record["run_dir"])
+    weights = stored_weights(run_dir, record)
+    if weights is not None:
+        return {"config": weights["config"], "model": weights["last"], "method": weights["method"]}
+    return torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=False)
 
 
 def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:
@@ -131,6 +245,52 @@ def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:
                       normalize=normalize, **cfg.model_args)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def module_fingerprint(*objects) -> str:
+    """Hash of the code (not the docs) of the modules that define ``objects``."""
+    digest = hashlib.sha256()
+    for path in sorted({Path(inspect.getsourcefile(o)).resolve() for o in objects}):
+        digest.update(_code_only_cached(str(path), path.stat().st_mtime_ns).encode())
+    return digest.hexdigest()[:12]
+
+
+def model_identity(record: dict) -> list[str]:
+    """What identifies the weights of a run: its configuration hash, code fingerprint and a
+    hash of its last weights (the same configuration and code train other weights on
+    another processor type)."""
+    state = final_state(record)["model"]
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return [record["config_hash"], record["code"], digest.hexdigest()[:12]]
+
+
+def cached_json(path: str | Path, key: dict, compute, code=()):
+    """``compute()`` (a JSON-serialisable value), cached in the JSON file ``path`` while
+    ``key`` and the code of ``code`` (functions or classes: their modules are hashed) match.
+
+    Chapters compute tables from stored weights through this cache: the numbers an attack
+    gives on stored weights still depend, by an image or two, on the processor's float
+    kernels, so the book stores them once and every build on any machine shows the same
+    table; delete the file (or change anything in ``key``) to recompute.
+    """
+    path = Path(path)
+    full_key = {**key, "code": module_fingerprint(*code) if code else None}
+    if path.exists():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("key") == json.loads(json.dumps(full_key)):
+                return cached["value"]
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            warnings.warn(f"damaged analysis cache {path}; computing it again", stacklevel=2)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": full_key, "value": value}, indent=1))
+    tmp.replace(path)
+    return json.loads(json.dumps(value))
 
 
 def mean_std(values) -> tuple[float, float]:

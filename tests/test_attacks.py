@@ -110,7 +110,11 @@ def test_evaluate_orders_attacks_and_is_seeded(trained_model, data):
     res = evaluate(trained_model, (x, y), 0.1, attacks=["clean", "fgsm", "pgd-10", "pgd-10x3", "cw-10"])
     again = evaluate(trained_model, (x, y), 0.1, attacks=["clean", "fgsm", "pgd-10", "pgd-10x3", "cw-10"])
     assert res == again
-    assert res["pgd-10x3"] <= res["pgd-10"] <= res["fgsm"] <= res["clean"]
+    # each attack draws its own random starts (evaluate.attack_seed), so pgd-10x3 is not a
+    # superset of pgd-10's single run and may come out an example above it on some processors
+    # (seen on an AMD EPYC: 26.6 vs 25.8 of 128); the exact per-example property, with shared
+    # starts, is test_restarts_never_weaker_per_example
+    assert max(res["pgd-10x3"], res["pgd-10"]) <= res["fgsm"] <= res["clean"]
 
 
 def test_autoattack_fast_subset(trained_model, data):

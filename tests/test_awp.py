@@ -1,4 +1,5 @@
-"""AWP: the weight perturbation is layer-wise relative and undone after the step."""
+"""AWP: the weight perturbation *increases* the loss, is layer-wise relative, and is undone
+after the step (Wu et al. 2020, Eq. 8-9: ``max_v`` of the adversarial loss)."""
 from __future__ import annotations
 
 import copy
@@ -28,11 +29,37 @@ def test_perturbation_is_relative_to_each_layer_norm():
         assert torch.allclose(delta.norm(), 0.01 * params[name].norm(), rtol=1e-5)
 
 
+def test_perturbation_points_uphill():
+    """AWP maximises the loss over v: v is along +grad L in every layer and L(w + v) > L(w)."""
+    model, x, y = _setup()
+    loss_fn = lambda net: F.cross_entropy(net(x), y)  # noqa: E731
+    v = weight_perturbation(model, copy.deepcopy(model), loss_fn, gamma=0.05)
+    params = dict(model.named_parameters())
+    grads = dict(zip(params, torch.autograd.grad(loss_fn(model), list(params.values()))))
+    for name, delta in v.items():
+        assert F.cosine_similarity(delta.flatten(), grads[name].flatten(), dim=0) > 0.999
+    before = loss_fn(model).item()
+    shifted = copy.deepcopy(model)
+    shift_weights(shifted, v, +1.0)
+    assert loss_fn(shifted).item() > before
+
+
+def test_update_takes_its_gradient_where_the_loss_is_higher():
+    """``awp_update`` (used by AWP and LAS-AWP) computes its loss at w + v: above L(w)."""
+    model, x, y = _setup()
+    loss_fn = lambda net: (F.cross_entropy(net(x), y), None)  # noqa: E731
+    before = loss_fn(model)[0].item()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss_at_shifted, _ = awp_update(model, copy.deepcopy(model), opt, loss_fn, gamma=0.05, proxy_lr=0.01)
+    assert loss_at_shifted.item() > before
+    assert abs(loss_fn(model)[0].item() - before) < 1e-6  # v undone, no step at LR 0
+
+
 def test_step_uses_gradient_at_perturbed_weights_applied_to_unperturbed_weights():
     model, x, y = _setup()
     gamma, lr = 0.05, 0.1
     loss_fn = lambda net: (F.cross_entropy(net(x), y), None)  # noqa: E731
-    v = weight_perturbation(model, copy.deepcopy(model), lambda net: -loss_fn(net)[0], gamma)
+    v = weight_perturbation(model, copy.deepcopy(model), lambda net: loss_fn(net)[0], gamma)
     # reference: gradient at w + v, applied to w with plain SGD
     shifted = copy.deepcopy(model)
     shift_weights(shifted, v, +1.0)

@@ -112,19 +112,24 @@ def test_schedules_follow_the_target_shape():
         LAST(build_method("fgsm_rs", EPS), rule="literal")
 
 
-def test_self_distillation_is_eq5():
+def test_self_distillation_is_eq5_as_printed_and_the_code_form_is_an_option():
     torch.manual_seed(0)
     adv, clean, y = torch.randn(5, 10), torch.randn(5, 10), torch.randint(0, 10, (5,))
-    sd = SelfDistillation(mu=0.95, tau=6.0)
     p, q = torch.softmax(clean / 6, 1), torch.log_softmax(adv / 6, 1)
-    kl = (p * (p.log() - q)).sum(1).mean()
-    assert sd(adv, clean, y).item() == pytest.approx(0.95 * 36 * kl.item() + 0.05 * F.cross_entropy(adv, y).item(),
-                                                     rel=1e-5)
-    assert SelfDistillation(mu=0.0)(adv, clean, y).item() == pytest.approx(F.cross_entropy(adv, y).item())
-    code = SelfDistillation(kl_reduction="mean")(adv, clean, y) - 0.05 * F.cross_entropy(adv, y)
-    assert code.item() == pytest.approx(0.95 * 36 * kl.item() / 10, rel=1e-5)
+    kl = (p * (p.log() - q)).sum(1).mean()  # KL(P(u)/tau || P(u_adv)/tau), averaged over examples
+    ce = F.cross_entropy(adv, y).item()
+    # Eq. 5 as printed: mu * KL + (1 - mu) * CE, no tau^2
+    assert SelfDistillation(mu=0.95, tau=6.0)(adv, clean, y).item() == pytest.approx(0.95 * kl.item() + 0.05 * ce,
+                                                                                   rel=1e-5)
+    # the authors' code: mu * tau^2 * KL with PyTorch's 'mean' (over examples and the 10 classes)
+    code = SelfDistillation(mu=0.95, tau=6.0, form="code")(adv, clean, y).item()
+    assert code == pytest.approx(0.95 * 36 * kl.item() / 10 + 0.05 * ce, rel=1e-5)
+    assert SelfDistillation(mu=0.0)(adv, clean, y).item() == pytest.approx(ce)
+    with pytest.raises(ConfigError):
+        SelfDistillation(form="batchmean")
     method = build_method("last+fgsm_rs", 0.2, **{"last.sd": True, "last.mu": 0.9})
-    assert method.sd.mu == 0.9 and method.describe()["sd"]["tau"] == 6.0
+    assert method.sd.mu == 0.9 and method.sd.form == "paper" and method.describe()["sd"]["tau"] == 6.0
+    assert build_method("last+fgsm_rs", 0.2, **{"last.sd": True, "last.sd_form": "code"}).sd.form == "code"
 
 
 def test_resume_is_exact_and_state_holds_the_proxy(tmp_path):
@@ -151,3 +156,38 @@ def test_last_wraps_every_method(name):
     assert torch.isfinite(torch.tensor(out["loss"]))
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     assert all(torch.equal(w, a) for w, a in zip(method.proxy.parameters(), before))  # omega_1 = theta_0
+
+
+def bn_model():
+    """A tiny network with BatchNorm, the layer whose statistics LAST must keep current."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(16, 10))
+
+
+def bn_step(spec, **args):
+    model = bn_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    method = build_method(spec, 0.2, **args)
+    method.setup(model, opt, context(shape=(1, 16, 16), classes=10, n=16))
+    initial = [b.clone() for b in model.buffers()]
+    batch = Batch(x=torch.rand(8, 1, 16, 16), y=torch.arange(8) % 10, idx=torch.arange(8), epoch=0, iteration=0)
+    method.step(model, opt, batch)
+    return model, method, initial
+
+
+@pytest.mark.parametrize("name", BASES)
+def test_target_batchnorm_statistics_follow_training(name):
+    """Whether the base attacks in train or eval mode, the target's running statistics move
+    with the training forward pass and equal the proxy's after the step."""
+    model, method, initial = bn_step(f"last+{name}")
+    bn = model[1]
+    assert not torch.equal(bn.running_mean, initial[0]) and not torch.equal(bn.running_var, initial[1])
+    assert all(torch.equal(t, p) for t, p in zip(model.buffers(), method.proxy.buffers()))
+
+
+def test_own_buffers_option_is_the_code_and_freezes_an_eval_mode_base():
+    model, method, initial = bn_step("last+trades", **{"last.buffers": "own"})
+    assert all(torch.equal(b, i) for b, i in zip(model.buffers(), initial))  # TRADES attacks in eval mode
+    with pytest.raises(ConfigError):
+        build_method("last+fgsm_rs", 0.2, **{"last.buffers": "sync"})

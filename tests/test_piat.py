@@ -100,3 +100,35 @@ def test_piat_over_last_builds_and_runs(tmp_path):
     pytest.importorskip("advlit.frameworks.last")
     record = Trainer(tiny_config(method="piat+last+fgsm_rs", epochs=1), progress=False).fit(tmp_path)
     assert record["complete"] and record["history"][0]["method_piat_lambda"] == pytest.approx(2 / 11)
+
+
+BASES = sorted(n for n, c in __import__("advlit.methods", fromlist=["available_methods"]).available_methods().items()
+               if not c.wraps)
+
+
+@pytest.mark.parametrize("name", BASES)
+def test_batchnorm_statistics_are_interpolated_over_every_base(name):
+    """On a BatchNorm model, for every base: after one step the running statistics have moved
+    (every base trains through a train-mode forward pass), and at the epoch end PIAT sets each
+    float buffer to lambda * previous + (1 - lambda) * current (Eq. 9 applied to buffers, the
+    default ``interpolate_buffers=True``) while the batch counter keeps its current value."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    method = build_method(f"piat+{name}", 0.2)
+    ctx = TrainContext(num_examples=16, input_shape=(1, 16, 16), num_classes=10, epochs=2, steps_per_epoch=1,
+                       device=torch.device("cpu"), lr_at=lambda t: 0.05, peak_lr=0.05)
+    method.setup(model, optimizer, ctx)
+    bn = model[1]
+    previous = {"running_mean": bn.running_mean.clone(), "running_var": bn.running_var.clone()}
+    method.step(model, optimizer, Batch(x=torch.rand(8, 1, 16, 16), y=torch.arange(8) % 10, idx=torch.arange(8),
+                                        epoch=0, iteration=0))
+    current = {"running_mean": bn.running_mean.clone(), "running_var": bn.running_var.clone()}
+    count = bn.num_batches_tracked.clone()
+    assert not torch.equal(current["running_mean"], previous["running_mean"])
+    method.on_epoch_end(model, 0)
+    lam = method.weight(1)
+    for key in previous:
+        assert torch.allclose(getattr(bn, key), lam * previous[key] + (1 - lam) * current[key])
+    assert torch.equal(bn.num_batches_tracked, count)

@@ -90,14 +90,14 @@ def paper_wide(df, metrics, rename: dict | None = None):
 
 def method_from_checkpoint(record: dict, device="cpu"):
     """Rebuild the method of a run (auxiliary networks and buffers included) from its
-    final ``checkpoint.pt`` (the state at the end of training)."""
+    final state (:func:`advlit.results.final_state`: the committed weights, else
+    ``checkpoint.pt``)."""
     from advlit.config import RunConfig
     from advlit.data import dataset_info
     from advlit.methods import TrainContext, build_method
-    from advlit.results import model_from_checkpoint
-    from advlit.train import CHECKPOINT
+    from advlit.results import final_state, model_from_checkpoint
 
-    state = torch.load(Path(record["run_dir"]) / CHECKPOINT, map_location=device, weights_only=False)
+    state = final_state(record, device)
     cfg = RunConfig.from_dict(state["config"])
     info = dataset_info(cfg.dataset)
     model = model_from_checkpoint(state, device)

@@ -19,3 +19,11 @@ EXPERIMENTS = {
     "basics.fgsm_rs_large_step": {"common": {"method": "fgsm_rs", "alpha_ratio": 2.0}},
     "basics.fgsm_rs_small_step": {"common": {"method": "fgsm_rs", "alpha_ratio": 1.0}},
 }
+
+#: reasons why a setting differs from the papers' (``book/paper_tables/paper_settings.csv``;
+#: :func:`advlit.protocol.protocol_table`); every gpu setting of this chapter matches
+GPU_DEVIATIONS: dict = {}
+CPU_DEVIATIONS = {
+    ("basics.pgd_at_long", "epochs"): "cpu: 60 epochs: on digits16 PGD-AT sits at chance for its first ~10 epochs, "
+                                      "so 30 end before it has converged",
+}

@@ -32,8 +32,19 @@ The proxy optimizer is SGD with ``proxy_momentum`` and ``proxy_weight_decay``: E
 plain gradient step, which is the default of the paper rule (momentum 0); the code gives
 the proxy SGD momentum 0.9, which is the default of the code rule. Weight decay defaults
 to the run's value. Its momentum buffer persists across iterations although the proxy's
-parameters are overwritten with ``theta`` every step, as in the code. Only parameters are
-copied between the two networks: BatchNorm buffers are not synchronised (as in the code).
+parameters are overwritten with ``theta`` every step, as in the code.
+
+BatchNorm statistics (``buffers="follow"``, default). Alg. 1 exchanges the *model state*
+between target and proxy; only the parameters get gradients, but the running statistics
+must still track the training inputs, as they do in the base method without LAST. Here the
+training forward pass is the proxy's (line 12), and a base that attacks in eval mode
+(TRADES, MART, ATAS, ...) never runs the target in train mode, so a target whose buffers
+stayed its own would be evaluated with its *initial* statistics. So the proxy borrows the
+target's buffers before its forward pass and hands the updated ones back: the target's
+statistics follow one stream of training batches, exactly as in plain adversarial training
+(the attack's train-mode forward passes, if any, then the training forward pass).
+``buffers="own"`` keeps two independent sets, as in the authors' code (which only moves
+parameters); with it, the target's statistics move only in the base's attack passes.
 
 The optional self-distillation objective of the proxy (Eq. 5) is :class:`SelfDistillation`.
 """
@@ -54,37 +65,64 @@ from advlit.utils import ConfigError
 log = logging.getLogger(__name__)
 
 RULES = ("paper", "code")
+BUFFER_POLICIES = ("follow", "own")
 GAMMA_SCHEDULES = ("constant", "lr")
+
+
+SD_FORMS = ("paper", "code")
 
 
 @dataclass
 class SelfDistillation:
-    """The self-distillation defence objective of the proxy, Eq. 5 of LAST:
+    """The self-distillation defence objective of the proxy, Eq. 5 of LAST.
 
-        L_SD = mu * tau^2 * KL( softmax(P(u)/tau) || softmax(P(u_adv)/tau) ) + (1 - mu) * CE(P(u_adv), v).
+    ``form="paper"`` (default), Eq. 5 as printed:
 
-    ``kl_reduction="batchmean"`` (default) is the KL divergence averaged over examples;
-    ``"mean"`` is PyTorch's default, used by the authors' code (it also divides by the
-    number of classes). The clean logits are not detached, as in the code. The ``tau^2``
-    factor is the usual distillation scaling (Hinton et al.), also in the code.
+        L_SD = mu * KL( softmax(P(u)/tau) || softmax(P(u_adv)/tau) ) + (1 - mu) * CE(P(u_adv), v),
+
+    the KL divergence of each example's two soft-target distributions, averaged over the
+    batch (PyTorch's ``reduction="batchmean"``), with no ``tau^2`` factor.
+
+    ``form="code"``, the authors' code (Hinton-style distillation as in the repository the
+    paper follows, ref. [55]): ``mu * tau^2 * KL`` with PyTorch's default ``reduction="mean"``,
+    which averages over examples *and classes*, i.e. ``tau^2 / K`` times the paper's term for
+    ``K`` classes (3.6x at tau = 6 and K = 10).
+
+    The clean logits are not detached, as in the code.
     """
 
     mu: float = 0.95
     tau: float = 6.0
-    kl_reduction: str = "batchmean"
+    form: str = "paper"
 
     def __post_init__(self):
         if not 0.0 <= self.mu < 1.0:
             raise ConfigError(f"last: the distillation coefficient mu must lie in [0, 1), got {self.mu}")
         if self.tau <= 0:
             raise ConfigError(f"last: the temperature tau must be positive, got {self.tau}")
-        if self.kl_reduction not in ("batchmean", "mean"):
-            raise ConfigError(f"last: kl_reduction must be 'batchmean' or 'mean', got {self.kl_reduction!r}")
+        if self.form not in SD_FORMS:
+            raise ConfigError(f"last: sd_form must be one of {SD_FORMS}, got {self.form!r}")
+
+    def kl_term(self, logits_adv: Tensor, logits_clean: Tensor) -> Tensor:
+        """The weighted KL term of Eq. 5 without ``mu`` (see the class docstring)."""
+        t = self.tau
+        log_p_adv, p_clean = F.log_softmax(logits_adv / t, 1), F.softmax(logits_clean / t, 1)
+        if self.form == "paper":
+            return F.kl_div(log_p_adv, p_clean, reduction="batchmean")
+        # PyTorch's reduction="mean" (sum over all elements / their number), spelled out:
+        # torch warns that "mean" will change meaning in a future release
+        return t * t * F.kl_div(log_p_adv, p_clean, reduction="sum") / log_p_adv.numel()
 
     def __call__(self, logits_adv: Tensor, logits_clean: Tensor, y: Tensor) -> Tensor:
-        t = self.tau
-        kl = F.kl_div(F.log_softmax(logits_adv / t, 1), F.softmax(logits_clean / t, 1), reduction=self.kl_reduction)
-        return self.mu * t * t * kl + (1.0 - self.mu) * F.cross_entropy(logits_adv, y)
+        return self.mu * self.kl_term(logits_adv, logits_clean) + (1.0 - self.mu) * F.cross_entropy(logits_adv, y)
+
+
+def copy_buffers(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """Copy every buffer (BatchNorm running statistics and counters) of ``source`` into
+    ``target`` in place; both networks have the same architecture."""
+    with torch.no_grad():
+        for mine, theirs in zip(target.buffers(), source.buffers()):
+            mine.copy_(theirs)
 
 
 @register("last")
@@ -104,18 +142,25 @@ class LAST(Wrapper):
     proxy_momentum, proxy_weight_decay : float or None
         The proxy's SGD; ``None``: 0 / the run's momentum (paper / code rule) and the
         run's weight decay.
+    buffers : ``"follow"`` | ``"own"``
+        The target's BatchNorm statistics follow the proxy's training forward pass
+        (default), or the two networks keep their own (the authors' code).
     sd : bool or :class:`SelfDistillation` or None
         Use the self-distillation objective (Eq. 5) for the proxy; ``True`` builds one from
-        ``mu``, ``tau`` and ``kl_reduction``.
+        ``mu``, ``tau`` and ``sd_form`` (``"paper"``: Eq. 5 as printed; ``"code"``: the
+        authors' ``tau^2``-scaled, class-averaged KL; see :class:`SelfDistillation`).
     """
 
     def __init__(self, base: Method, gamma: float = 0.8, beta: float | None = None, rule: str = "paper",
                  gamma_schedule: str | None = None, proxy_momentum: float | None = None,
-                 proxy_weight_decay: float | None = None, sd: bool | SelfDistillation | None = None,
-                 mu: float = 0.95, tau: float = 6.0, kl_reduction: str = "batchmean"):
+                 proxy_weight_decay: float | None = None, buffers: str = "follow", sd: bool | SelfDistillation | None = None,
+                 mu: float = 0.95, tau: float = 6.0, sd_form: str = "paper"):
         super().__init__(base)
         if rule not in RULES:
             raise ConfigError(f"last: rule must be one of {RULES}, got {rule!r}")
+        if buffers not in BUFFER_POLICIES:
+            raise ConfigError(f"last: buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
+        self.buffers = buffers
         gamma_schedule = gamma_schedule or ("constant" if rule == "paper" else "lr")
         if gamma_schedule not in GAMMA_SCHEDULES:
             raise ConfigError(f"last: gamma_schedule must be one of {GAMMA_SCHEDULES}, got {gamma_schedule!r}")
@@ -132,7 +177,7 @@ class LAST(Wrapper):
         if isinstance(sd, SelfDistillation):
             self.sd = sd
         elif sd:
-            self.sd = SelfDistillation(float(mu), float(tau), kl_reduction)
+            self.sd = SelfDistillation(float(mu), float(tau), sd_form)
         else:
             self.sd = None
         self.proxy: torch.nn.Module | None = None
@@ -184,6 +229,8 @@ class LAST(Wrapper):
         x_adv = self.base.perturb(model, batch)
         # line 12, Eq. 4: one step of the proxy's own optimizer on the defence objective
         self.proxy.train(model.training)
+        if self.buffers == "follow":
+            copy_buffers(model, self.proxy)  # the proxy's forward pass continues the target's statistics
         for group in self.proxy_optimizer.param_groups:
             group["lr"] = self.beta_at(t)
         loss, logits = self.defence_loss(batch, x_adv)
@@ -199,6 +246,8 @@ class LAST(Wrapper):
                     theta.sub_(gamma * diff)  # line 16: theta_{i+1} = theta_i - gamma G
                 else:
                     theta.grad = diff
+        if self.buffers == "follow":
+            copy_buffers(self.proxy, model)  # ... and hands them back
         if self.rule == "code":  # the code's reading: the target's optimizer steps with G
             for group in optimizer.param_groups:
                 group["lr"] = gamma
@@ -224,5 +273,5 @@ class LAST(Wrapper):
     def describe(self):
         out = super().describe()
         out["sd"] = None if self.sd is None else {"mu": self.sd.mu, "tau": self.sd.tau,
-                                                  "kl_reduction": self.sd.kl_reduction}
+                                                  "form": self.sd.form}
         return out

@@ -6,7 +6,8 @@ AWP trains on the worst case over inputs *and* a small, layer-wise relative pert
     min_w max_{||v_l|| <= gamma ||w_l||} E max_delta CE(f_{w + v}(x + delta), y).
 
 One step: (i) PGD-AT's example ``x_adv`` under the current weights; (ii) a proxy copy of
-the model takes one SGD *ascent* step (LR ``proxy_lr``) on the loss of ``x_adv``; for every
+the model takes one SGD *ascent* step (LR ``proxy_lr``) on the loss of ``x_adv``, so ``v``
+points along ``+grad_w L`` and ``L(w + v) > L(w)`` (AWP maximises over ``v``); for every
 weight tensor (``dim > 1``: convolution and linear weights, not biases or norms) the
 difference ``d_l = w_proxy_l - w_l`` is rescaled to ``v_l = gamma ||w_l|| d_l / ||d_l||``
 (AWP, Eq. 8); (iii) the model is moved to ``w + v``, the loss and its gradient are
@@ -68,7 +69,7 @@ def awp_update(model: nn.Module, proxy: nn.Module, optimizer: torch.optim.Optimi
                loss_fn: Callable[[nn.Module], tuple[Tensor, Tensor]], gamma: float, proxy_lr: float):
     """AWP, Eq. 9: perturb the weights, take the optimizer step with the gradient at
     ``w + v``, and undo ``v``. ``loss_fn(net)`` returns ``(loss, logits)``; returns them."""
-    v = weight_perturbation(model, proxy, lambda net: -loss_fn(net)[0], gamma, proxy_lr)
+    v = weight_perturbation(model, proxy, lambda net: loss_fn(net)[0], gamma, proxy_lr)
     shift_weights(model, v, +1.0)
     loss, logits = loss_fn(model)
     optimizer.zero_grad(set_to_none=True)

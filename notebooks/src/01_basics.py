@@ -1,4 +1,21 @@
-# %% tags=["parameters"]
+# %% [markdown]
+# # Adversarial examples and adversarial training on the embedded data
+#
+# **The question.** A classifier that is accurate on clean inputs can be fooled by
+# perturbations too small to change what a person sees {cite}`szegedy2014intriguing,goodfellow2015fgsm`;
+# training on worst-case perturbations found by projected gradient descent (PGD-AT) makes it
+# robust {cite}`madry2018towards`; the cheap single-step version (FGSM with a random start,
+# "Fast-AT") works too, *unless* its step is too large, when robustness to multi-step attacks
+# collapses within an epoch: catastrophic overfitting {cite}`wong2020fast`. This chapter shows
+# all three on the package's embedded data, and it is the baseline every later chapter builds on.
+#
+# Every number and figure below is produced by `advlit` in this build; the scale is the line
+# printed below. The data are scikit-learn's bundled handwritten digits, upsampled to 16x16
+# (1200 training, 200 validation and 397 test images), and the model is a small CNN without
+# BatchNorm. The chapters validate on the first 100 validation images after every epoch
+# (PGD-20 and FGSM), which picks the *best* checkpoint and catches collapses.
+
+# %% tags=["parameters", "hide-cell"]
 profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
 data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
 epochs = None        # None: the profile's default
@@ -7,7 +24,7 @@ device = None        # None: the profile's default (cpu / cuda)
 results_dir = None   # None: results/<profile> at the repository root
 eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -21,33 +38,19 @@ from advlit.evaluate import evaluate
 from advlit.methods.fgsm import FGSM
 from advlit.notebook import Chapter, show_source
 from advlit.plotting import plot_curves, plot_overfitting, style
-from advlit.results import load_model, paper_table, summarize
+from advlit.protocol import protocol_table
+from advlit.results import cached_json, load_model, model_identity, paper_table, summarize
+from advlit.scorecard import chapter_verdicts
 from advlit.utils import format_eps
 
 style()
+Chapter.check_parameters(globals())  # an unknown papermill -p name stops here with one line
 chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
                   results_dir=results_dir, eps=eps)
 EPS = chapter.eps
 print(chapter.describe())
 
-# %% [markdown]
-# # Adversarial examples and adversarial training on the embedded data
-#
-# **The question.** A classifier that is accurate on clean inputs can be fooled by
-# perturbations too small to change what a person sees {cite}`szegedy2014intriguing,goodfellow2015fgsm`;
-# training on worst-case perturbations found by projected gradient descent (PGD-AT) makes it
-# robust {cite}`madry2018towards`; the cheap single-step version (FGSM with a random start,
-# "Fast-AT") works too, *unless* its step is too large, when robustness to multi-step attacks
-# collapses within an epoch: catastrophic overfitting {cite}`wong2020fast`. This chapter shows
-# all three on the package's embedded data, and it is the baseline every later chapter builds on.
-#
-# Every number and figure below is produced by `advlit` in this build; the scale is the line
-# printed above. The data are scikit-learn's bundled handwritten digits, upsampled to 16x16
-# (1200 training, 200 validation and 397 test images), and the model is a small CNN without
-# BatchNorm. The chapters validate on the first 100 validation images after every epoch
-# (PGD-20 and FGSM), which picks the *best* checkpoint and catches collapses.
-
-# %%
+# %% tags=["hide-input"]
 test_set = get_dataset(chapter.config("basics.standard").dataset, "test", root=chapter.config("basics.standard").data_root)
 x_show, y_show = test_set.batch(torch.arange(10))
 fig, axes = plt.subplots(1, 10, figsize=(10, 1.3))
@@ -89,7 +92,7 @@ show_source(_pgd_once)
 # We train the small CNN on clean images (standard training) and attack it with PGD-20 at
 # the profile's $\epsilon$.
 
-# %%
+# %% tags=["hide-input"]
 standard_records = chapter.run("basics.standard", need_model=True, seeds=chapter.seeds[:1])
 standard = load_model(standard_records[0], "last")
 torch.manual_seed(0)
@@ -135,7 +138,7 @@ show_source(PGDAT)
 # this section trains for twice the budget (`basics.pgd_at_long`, 60 epochs at the `cpu`
 # profile). Its validation curve:
 
-# %%
+# %% tags=["hide-input"]
 pgd_records = chapter.run("basics.pgd_at_long", need_model=True, seeds=chapter.seeds[:1])
 robust = load_model(pgd_records[0], "last")
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -151,15 +154,24 @@ plt.show()
 # record (on CPU the fast subset APGD-CE + APGD-T on the first 100 test images; the
 # standard version at the `gpu` profile). A weaker attack overstates robustness.
 
-# %%
+# %% tags=["hide-input"]
 cpu = chapter.profile == "cpu"
 eps_grid = [EPS * f for f in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)]
 aa_name = "aa-fast" if cpu else "aa"
-curves = {}
-for label, model in (("standard", standard), ("PGD-AT", robust)):
-    rows = [{"eps": e, **evaluate(model, test_set, e, attacks=["fgsm", "pgd-20", "cw-20"], subset=200 if cpu else 1000)}
-            for e in eps_grid]
-    curves[label] = pd.DataFrame(rows).set_index("eps")
+subset = 200 if cpu else 1000
+
+
+def attack_curves():
+    """Accuracy under FGSM, PGD-20 and C&W-20 at each radius of the grid, for both models."""
+    return {label: [{"eps": e, **evaluate(model, test_set, e, attacks=["fgsm", "pgd-20", "cw-20"], subset=subset)}
+                    for e in eps_grid] for label, model in (("standard", standard), ("PGD-AT", robust))}
+
+
+# computed once from the stored weights (results.cached_json: the same table on every machine)
+key = {"models": [model_identity(standard_records[0]), model_identity(pgd_records[0])], "eps": eps_grid,
+       "subset": subset}
+curves = {label: pd.DataFrame(rows).set_index("eps") for label, rows in
+          cached_json(chapter.results_dir / "basics_attack_curves.json", key, attack_curves, code=[evaluate]).items()}
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 for ax, (label, df), record in zip(axes, curves.items(), (standard_records[0], pgd_records[0])):
@@ -173,7 +185,7 @@ axes[0].set_ylabel("test accuracy (%)")
 axes[1].legend()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.concat(curves, names=["model"]).round(1)
 
@@ -193,7 +205,7 @@ pd.concat(curves, names=["model"]).round(1)
 # %%
 show_source(FGSM.perturb)
 
-# %%
+# %% tags=["hide-input"]
 co_runs = {
     "FGSM-RS, alpha = 2 eps": chapter.run("basics.fgsm_rs_large_step"),
     "FGSM-RS, alpha = eps": chapter.run("basics.fgsm_rs_small_step"),
@@ -206,7 +218,7 @@ plt.show()
 # falls below a quarter of its best value so far while FGSM accuracy stays more than 20
 # points above it; the trainer stores its verdict in every run record.
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 rows = []
 for label, records in co_runs.items():
@@ -222,10 +234,11 @@ pd.DataFrame(rows).set_index(["run", "seed"]).round(1)
 #
 # Mean ± standard deviation over the seeds of the test accuracy of the *last* checkpoint
 # (the best-on-validation checkpoint is in the records too), and the seconds per epoch
-# measured when the records were made (on a shared two-core machine under varying load:
-# read them as rough ratios, not as benchmarks).
+# measured when the records were made (on a shared two-core machine under varying load, and
+# not always on the same processor type, which the last column names: read them as rough
+# ratios, not as benchmarks; chapter 02 times the methods side by side in one process).
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 table_runs = {
     "standard": chapter.run("basics.standard"),
@@ -238,9 +251,23 @@ metrics = [m for m in chapter.config("basics.standard").final_attacks]
 ours = summarize(table_runs, metrics=metrics, with_time=False)
 ours
 
-# %%
+# %% tags=["hide-input"]
 seconds = summarize(table_runs, metrics=[], with_time=True)
+seconds["made on"] = [", ".join(sorted({r["environment"]["cpu"] for r in recs})) for recs in table_runs.values()]
 seconds
+
+
+# %% [markdown]
+# ## The protocol: the paper's settings and the package's
+#
+# Each setting the paper states (quoted, with its section or table: `book/paper_tables/paper_settings.csv`)
+# beside the value the `gpu` profile runs and the value the `cpu` profile runs, read from
+# `advlit.experiments`; where a value differs, the reason (`advlit.protocol`). A test fails
+# when a `gpu` value differs from the paper without a stated reason.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+protocol_table("basics")
 
 # %% [markdown]
 # ## Against the papers
@@ -250,7 +277,7 @@ seconds
 # They are quoted here as printed, *not* comparable in value with the tables above (other
 # data, other model, $\epsilon = 8/255$):
 
-# %%
+# %% tags=["hide-input"]
 quoted = paper_table("atas_table1a.csv", method=["FGSM-RS", "PGD10"], model="resnet18").fillna({"checkpoint": "-"})
 quoted.pivot_table(index=["source", "model", "method", "checkpoint"], columns="metric", values="value", aggfunc="first")
 
@@ -262,7 +289,16 @@ quoted.pivot_table(index=["source", "model", "method", "checkpoint"], columns="m
 # robust accuracies about half those of the 60-epoch runs in the table above), because on
 # digits16 at $\epsilon = 0.2$ it spends its first epochs at chance. The later chapters compare
 # the fast methods with PGD-AT at the *same* 30-epoch budget and say so.
-#
+
+# %% [markdown]
+# **Verdicts.** The claims of this chapter that the landing page's scorecard tracks, with the
+# verdict of its rule (`advlit.scorecard.verdict`: the same function, so the two cannot disagree).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+chapter_verdicts("01_basics", profile=chapter.profile, results_dir=chapter.results_dir)
+
+# %% [markdown]
 # ## Takeaways
 #
 # - Without adversarial training the small CNN is broken at $\epsilon = $ the training radius.

@@ -1,4 +1,19 @@
-# %% tags=["parameters"]
+# %% [markdown]
+# # ATAS: fast adversarial training with an adaptive, per-example step size
+#
+# **The question.** Single-step adversarial training (FGSM-RS {cite}`wong2020fast`, ATTA
+# {cite}`zheng2020atta`) is cheap but suffers catastrophic overfitting when its step is
+# large. Huang et al. {cite}`huang2023atas` claim that the overfitting is *instance-dependent*:
+# examples with a large input-gradient norm trigger it first (their Fig. 3), while a larger step
+# makes the attack stronger until it overfits (Fig. 4). Their method, ATAS, gives each example a
+# step inversely proportional to a running average of its gradient norm, starting from the
+# example's perturbation of the previous epoch; it matches the robustness of PGD-AT at the cost
+# of FGSM (Table I) and has smooth loss landscapes (Fig. 9, 10). This chapter reproduces the
+# collapse-versus-no-collapse comparison, Table I (with FGSM-RS, GradAlign
+# {cite}`andriushchenko2020understanding`, Free-AT {cite}`shafahi2019free`, ATTA, ATAS and PGD-AT
+# {cite}`madry2018towards`), Fig. 3, 4, 9 and 10, and the ratio of Eq. 10, at the scale printed below.
+
+# %% tags=["parameters", "hide-cell"]
 profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
 data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
 epochs = None        # None: the profile's default
@@ -7,7 +22,7 @@ device = None        # None: the profile's default (cpu / cuda)
 results_dir = None   # None: results/<profile> at the repository root
 eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -23,31 +38,19 @@ from advlit.methods.free_at import FreeAT
 from advlit.methods.gradalign import gradient_alignment
 from advlit.notebook import Chapter, show_source
 from advlit.plotting import plot_overfitting, style
+from advlit.protocol import protocol_table
 from advlit.results import mean_std, paper_table, summarize
+from advlit.scorecard import chapter_verdicts
 from advlit.utils import format_eps
 
 style()
+Chapter.check_parameters(globals())  # an unknown papermill -p name stops here with one line
 chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
                   results_dir=results_dir, eps=eps)
 EPS = chapter.eps
 CPU = chapter.profile == "cpu"
 ONE_SEED = chapter.seeds[:1]
 print(chapter.describe())
-
-# %% [markdown]
-# # ATAS: fast adversarial training with an adaptive, per-example step size
-#
-# **The question.** Single-step adversarial training (FGSM-RS {cite}`wong2020fast`, ATTA
-# {cite}`zheng2020atta`) is cheap but suffers catastrophic overfitting when its step is
-# large. Huang et al. {cite}`huang2023atas` claim that the overfitting is *instance-dependent*:
-# examples with a large input-gradient norm trigger it first (their Fig. 3), while a larger step
-# makes the attack stronger until it overfits (Fig. 4). Their method, ATAS, gives each example a
-# step inversely proportional to a running average of its gradient norm, starting from the
-# example's perturbation of the previous epoch; it matches the robustness of PGD-AT at the cost
-# of FGSM (Table I) and has smooth loss landscapes (Fig. 9, 10). This chapter reproduces the
-# collapse-versus-no-collapse comparison, Table I (with FGSM-RS, GradAlign
-# {cite}`andriushchenko2020understanding`, Free-AT {cite}`shafahi2019free`, ATTA, ATAS and PGD-AT
-# {cite}`madry2018towards`), Fig. 3, 4, 9 and 10, and the ratio of Eq. 10, at the scale printed above.
 
 # %% [markdown]
 # ## Motivation: the same step is too large for some examples only
@@ -58,13 +61,13 @@ print(chapter.describe())
 # Both curves below are the validation accuracies the trainer records after every epoch, one line
 # per seed.
 
-# %%
+# %% tags=["hide-input"]
 co = {"FGSM-RS, alpha = 2 eps": chapter.run("atas.fgsm_rs_2eps"),
       "ATAS, max step gamma/c = 2 eps": chapter.run("atas.atas")}
 plot_overfitting(co)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 rows = []
 for label, records in co.items():
@@ -88,7 +91,7 @@ pd.DataFrame(rows).set_index(["method", "seed"])
 # first. Here is its distribution over the 1200 training digits, recorded by ATTA as it
 # trained (the analogue of the paper's Fig. 6a):
 
-# %%
+# %% tags=["hide-input"]
 atta_seed0 = chapter.run("atas.atta", seeds=ONE_SEED)[0]
 gn = average_norms_from_record(atta_seed0)
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -170,7 +173,7 @@ show_source(ATTA.store_delta)
 # (`advlit.experiments.method_defaults`), so the chapter's ATAS run is
 # `advlit train --method atas --dataset digits16 --eps 0.2 --alpha-ratio 2 --seed S`:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 atas_config = chapter.config("atas.atas")
 pd.Series({**atas_config.method_args, "lr_schedule": atas_config.lr_schedule, "peak lr": atas_config.lr},
@@ -206,7 +209,7 @@ show_source(FreeAT.step)
 # class, ATAS Sec. III), the digit subsets are *not* class-balanced, so here they differ in their
 # classes as well as in their norms:
 
-# %%
+# %% tags=["hide-input"]
 train_labels = get_dataset(chapter.config("atas.atta").dataset, "train", root=chapter.config("atas.atta").data_root).labels
 small, large = decile_subset(gn, 1, 3), decile_subset(gn, 8, 10)
 # NBVAL_CHECK_OUTPUT
@@ -214,7 +217,7 @@ pd.DataFrame({name: {"examples": len(idx), "min class share (%)": round(class_ba
                      "max class share (%)": round(class_balance(idx, train_labels, 10)[1], 1)}
               for name, idx in (("D_1^3 (small GN)", small), ("D_8^10 (large GN)", large))}).T
 
-# %%
+# %% tags=["hide-input"]
 SUBSET_SEEDS = ONE_SEED  # one seed per subset: the CPU budget of the book (more: seeds=chapter.seeds)
 subsets = {"D_1^3 (small GN)": atas_experiments.run_subset(chapter, "atas.subset_fgsm_rs_2eps", 1, 3, seeds=SUBSET_SEEDS),
            "D_8^10 (large GN)": atas_experiments.run_subset(chapter, "atas.subset_fgsm_rs_2eps", 8, 10, seeds=SUBSET_SEEDS)}
@@ -229,7 +232,7 @@ ax.set_title("FGSM-RS, alpha = 2 eps, trained on a subset")
 ax.legend()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.DataFrame([{"subset": label, "seed": rec["config"]["seed"], "collapsed": rec["overfitting"]["detected"],
                "collapse epoch": rec["overfitting"]["epoch"],
@@ -248,7 +251,7 @@ pd.DataFrame([{"subset": label, "seed": rec["config"]["seed"], "collapsed": rec[
 # FGSM-RS on the whole training set with steps from $0.5\epsilon$ to $2\epsilon$; final test
 # PGD-20 accuracy of the last epoch (one seed per step, three for $2\epsilon$).
 
-# %%
+# %% tags=["hide-input"]
 sweep = {0.5: chapter.run("atas.fgsm_rs_step0.5", seeds=ONE_SEED),
          1.0: chapter.run("atas.fgsm_rs_step1.0", seeds=ONE_SEED),
          1.25: chapter.run("atas.fgsm_rs"),
@@ -265,7 +268,7 @@ ax.set_xlabel(r"FGSM-RS step $\alpha / \epsilon$")
 ax.set_ylabel("test PGD-20 accuracy (%)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 sweep_table
 
@@ -287,7 +290,7 @@ sweep_table
 # at different times under different machine load, so compare costs in the timing table
 # further below, not here. PGD-AT is the paper's reference row, with the same 30 epochs.
 
-# %%
+# %% tags=["hide-input"]
 TABLE = {"FGSM-RS (alpha 1.25 eps)": "atas.fgsm_rs", "FGSM-RS (alpha 2 eps)": "atas.fgsm_rs_2eps",
          "GradAlign (FGSM-GA)": "atas.gradalign", "Free-AT": "atas.free_at", "ATTA": "atas.atta",
          "ATAS": "atas.atas", "PGD-AT (10 steps)": "atas.pgd_at"}
@@ -305,7 +308,7 @@ summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_
 # mean *validation* PGD-20 accuracy of the last epoch (100 validation digits per seed), the
 # test columns were not used for it:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 def variant_label(name):
     config = chapter.config(name)
@@ -341,7 +344,7 @@ selection
 # other, so that they share the same machine load (`advlit.experiments.atas.time_methods`,
 # cached; rerun with `refresh=True`):
 
-# %%
+# %% tags=["hide-input"]
 timing = atas_experiments.time_methods(chapter)
 spe = pd.Series(timing["seconds_per_epoch"], name="s / epoch")
 timing_table = pd.DataFrame({"s / epoch": spe.round(2), "x FGSM-RS": (spe / spe["atas.fgsm_rs"]).round(2)})
@@ -359,7 +362,7 @@ timing_table
 # ($2\epsilon$) and ATAS (seed 0). Computed by `advlit.analysis.landscape` and cached with the
 # hashes of the runs (`atas_landscapes.json`).
 
-# %%
+# %% tags=["hide-input"]
 land = atas_experiments.landscapes(chapter)
 fig = plt.figure(figsize=(10, 4))
 for i, (name, title) in enumerate((("atas.fgsm_rs_2eps", "FGSM-RS, alpha = 2 eps"), ("atas.atas", "ATAS"))):
@@ -367,7 +370,7 @@ for i, (name, title) in enumerate((("atas.fgsm_rs_2eps", "FGSM-RS, alpha = 2 eps
     plot_landscape(land[name], kind="surface", ax=ax, title=title)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 def landscape_summary(res):
     loss, mid = res["loss"], len(res["u"]) // 2
@@ -393,7 +396,7 @@ pd.DataFrame({name: landscape_summary(res) for name, res in land.items()}).T
 # Fig. 10: the mean step size and gradient norm of the deciles $D_1^1$, $D_5^5$, $D_{10}^{10}$ of
 # the ATAS run (ranked by the norm averaged over the run), epoch by epoch.
 
-# %%
+# %% tags=["hide-input"]
 atas0 = chapter.run("atas.atas", seeds=ONE_SEED)[0]
 last_row = atas0["history"][-1]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -430,7 +433,7 @@ plt.show()
 # which exceeds 1 the more long-tailed the gradient norms are. With $G_{x_i,2}$ the gradient
 # norm of each digit averaged over the run:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 ratios = {name: convergence_ratio(average_norms_from_record(chapter.run(name, seeds=ONE_SEED)[0]), beta=0.5)
           for name in ("atas.atta", "atas.atas")}
@@ -440,13 +443,26 @@ pd.DataFrame(ratios).T[["moment_ratio", "sqrt_ratio", "ratio"]].round(3)
 # `moment_ratio` is the quantity of the paper's Fig. 6b caption (without the square root and
 # the $\beta$ factor), `ratio` is {eq}`atas-ratio` as printed. Both exceed 1 on the digits: the
 # adaptive step's bound is the smaller one.
+
+# %% [markdown]
+# ## The protocol: the paper's settings and the package's
 #
+# Each setting the paper states (quoted, with its section or table: `book/paper_tables/paper_settings.csv`)
+# beside the value the `gpu` profile runs and the value the `cpu` profile runs, read from
+# `advlit.experiments`; where a value differs, the reason (`advlit.protocol`). A test fails
+# when a `gpu` value differs from the paper without a stated reason.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+protocol_table("atas")
+
+# %% [markdown]
 # ## Against the paper
 #
 # The paper's CIFAR-10 numbers (reported in ATAS, Table Ia; ResNet-18, $\epsilon = 8/255$,
 # last checkpoint, total training time in hours on one V100), quoted, not merged with ours:
 
-# %%
+# %% tags=["hide-input"]
 paper = paper_table("atas_table1a.csv", model="resnet18",
                     method=["PGD10", "FreeAT", "FGSM-RS", "FGSM-GA", "ATTA", "ATAS"])
 paper.pivot_table(index="method", columns="metric", values="value", aggfunc="first")[["clean", "pgd10", "pgd50", "aa", "time_total_h"]]
@@ -454,7 +470,7 @@ paper.pivot_table(index="method", columns="metric", values="value", aggfunc="fir
 # %% [markdown]
 # And ours, `cpu` profile (digits16, SmallCNN, $\epsilon = 0.2$), from the records above:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_time=False)
 
@@ -486,7 +502,16 @@ summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_
 #   gets weak; with it, the minimum holds for a growing share of the examples as training goes
 #   on (Fig. 10 above). The paper's piecewise schedule for ATTA and ATAS matters more here than
 #   either constant (selection table).
-#
+
+# %% [markdown]
+# **Verdicts.** The claims of this chapter that the landing page's scorecard tracks, with the
+# verdict of its rule (`advlit.scorecard.verdict`: the same function, so the two cannot disagree).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+chapter_verdicts("02_atas", profile=chapter.profile, results_dir=chapter.results_dir)
+
+# %% [markdown]
 # ## Takeaways
 #
 # - The paper's view: catastrophic overfitting is not a property of the step alone but of the
@@ -501,7 +526,7 @@ summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_
 #
 # ## Run it at the paper's scale
 #
-# The `gpu` profile is the paper's protocol: CIFAR-10, PreActResNet-18, $\epsilon = 8/255$, 30
+# The `gpu` profile is the paper's protocol: CIFAR-10, ResNet-18 (ATAS, Table Ia), $\epsilon = 8/255$, 30
 # epochs, LR 0.1 divided by 10 at epochs 24 and 28 for ATTA / ATAS, $\gamma / c = 16/255$,
 # $c = 0.01$ (batch-mean gradient, as in the official code), $\beta = 0.5$, buffer reset every 10
 # epochs, PGD-10, PGD-50 with 10 restarts and standard AutoAttack on the test set:
@@ -509,7 +534,7 @@ summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_
 # ```bash
 # papermill notebooks/02_atas.ipynb out.ipynb -p profile gpu -p data_root ~/data
 # advlit train --experiment atas.atas --profile gpu --data-root ~/data --seed 0 --out runs/atas_s0
-# advlit train --method atas --dataset cifar10 --model preact_resnet18 --eps 8/255 --alpha-ratio 2 \
+# advlit train --method atas --dataset cifar10 --model resnet18 --eps 8/255 --alpha-ratio 2 \
 #     --method-arg c=0.01 --method-arg grad_norm=batch_mean --lr 0.1 --lr-schedule piecewise --out runs/atas
 # ```
 #

@@ -1,34 +1,3 @@
-# %% tags=["parameters"]
-profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
-data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
-epochs = None        # None: the profile's default
-seeds = None         # None: the profile's default ([0, 1, 2])
-device = None        # None: the profile's default (cpu / cuda)
-results_dir = None   # None: results/<profile> at the repository root
-eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
-
-# %%
-import matplotlib.pyplot as plt
-import pandas as pd
-import torch
-
-from advlit.analysis.strategy import mean_choice, plot_strategy_heatmap
-from advlit.methods import build_method
-from advlit.methods.awp import awp_update
-from advlit.methods.las_at import LASPGDAT
-from advlit.methods.las_policy import StrategyNet, reinforce_loss, sample_strategy
-from advlit.notebook import Chapter, show_source
-from advlit.plotting import plot_curves, style
-from advlit.results import mean_std, paper_table, summarize
-
-style()
-chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
-                  results_dir=results_dir, eps=eps)
-EPS = chapter.eps
-ONE_SEED = chapter.seeds[:1]
-print(chapter.describe())
-print(f"this chapter trains every run for {chapter.config('las.las_pgd_at').epochs} epochs (LAS-AT is expensive)")
-
 # %% [markdown]
 # # Learning the attack strategy: LAS-AT
 #
@@ -41,7 +10,41 @@ print(f"this chapter trains every run for {chapter.config('las.las_pgd_at').epoc
 # LAS-PGD-AT is more robust than PGD-AT (their Tables 1-4), with each term of the strategy
 # network's objective contributing (Table 6) and the update interval $k$ trading robustness
 # against time (Table 1). This chapter reproduces Fig. 4, the PGD-AT / LAS-PGD-AT comparison
-# and, on one seed, Tables 1 and 6, at the scale printed above.
+# and, on one seed, Tables 1 and 6, at the scale printed below.
+
+# %% tags=["parameters", "hide-cell"]
+profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
+data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
+epochs = None        # None: the profile's default
+seeds = None         # None: the profile's default ([0, 1, 2])
+device = None        # None: the profile's default (cpu / cuda)
+results_dir = None   # None: results/<profile> at the repository root
+eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from advlit.analysis.strategy import mean_choice, plot_strategy_heatmap
+from advlit.methods import build_method
+from advlit.methods.awp import awp_update
+from advlit.methods.las_at import LASPGDAT
+from advlit.methods.las_policy import StrategyNet, reinforce_loss, sample_strategy
+from advlit.notebook import Chapter, show_source
+from advlit.plotting import plot_curves, style
+from advlit.protocol import protocol_table
+from advlit.results import mean_std, paper_table, summarize
+from advlit.scorecard import chapter_verdicts
+
+style()
+Chapter.check_parameters(globals())  # an unknown papermill -p name stops here with one line
+chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
+                  results_dir=results_dir, eps=eps)
+EPS = chapter.eps
+ONE_SEED = chapter.seeds[:1]
+print(chapter.describe())
+print(f"this chapter trains every run for {chapter.config('las.las_pgd_at').epochs} epochs (LAS-AT is expensive)")
 
 # %% [markdown]
 # ## Motivation: what does a learned attacker choose?
@@ -53,7 +56,7 @@ print(f"this chapter trains every run for {chapter.config('las.las_pgd_at').epoc
 # $\epsilon = 8/255$ are $0.375\epsilon \dots 1.875\epsilon$); PGD-AT would put all the mass on
 # one cell of each panel ($\epsilon$, $\epsilon/4$, 10 iterations).
 
-# %%
+# %% tags=["hide-input"]
 las = chapter.run("las.las_pgd_at")
 method = build_method(las[0]["config"]["method"], EPS, **las[0]["config"]["method_args"])
 options = method.head_options()
@@ -69,7 +72,7 @@ for row, rec in zip(axes, las):
 fig.colorbar(image, ax=axes, label="share of examples", shrink=0.6)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 last_epoch = las[0]["history"][-1]["epoch"]
 choices = {}
@@ -217,7 +220,7 @@ show_source(awp_update)
 #
 # ### PGD-AT against LAS-PGD-AT
 
-# %%
+# %% tags=["hide-input"]
 pgd_at = chapter.run("las.pgd_at")
 main = {"PGD-AT": pgd_at, "LAS-PGD-AT": las}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -225,7 +228,7 @@ plot_curves(axes[0], main, "val_clean", ylabel="validation clean (%)")
 plot_curves(axes[1], main, "val_robust", ylabel="validation PGD-20 (%)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 METRICS = ("clean", "pgd-20", "cw-20", "aa-fast")
 pd.concat({which: summarize(main, metrics=METRICS, checkpoint=which, with_time=False) for which in ("best", "last")})
@@ -236,7 +239,7 @@ pd.concat({which: summarize(main, metrics=METRICS, checkpoint=which, with_time=F
 # seeds only gaps larger than about 5 points deserve trust. Cost per epoch, measured on a shared
 # machine (indicative only):
 
-# %%
+# %% tags=["hide-input"]
 pd.DataFrame({label: {"s/epoch": round(mean_std(r["seconds_per_epoch"] for r in recs)[0], 1)}
               for label, recs in main.items()}).T
 
@@ -247,7 +250,7 @@ pd.DataFrame({label: {"s/epoch": round(mean_std(r["seconds_per_epoch"] for r in 
 # epoch (one line per seed): the paper's Fig. 4 shows the budget rising over training on
 # CIFAR-10.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
 for ax, head in zip(axes, ["eps", "step", "iters"]):
     for rec in las:
@@ -272,7 +275,7 @@ ablation = {"L1": chapter.run("las.ablation_l1", seeds=ONE_SEED),
             "L1+L3": chapter.run("las.ablation_l1_l3", seeds=ONE_SEED),
             "L1+L2+L3": [r for r in las if r["config"]["seed"] in ONE_SEED]}
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 summarize(ablation, metrics=METRICS, checkpoint="last", with_time=False)
 
@@ -282,7 +285,7 @@ summarize(ablation, metrics=METRICS, checkpoint="last", with_time=False)
 # (about half a point). What the terms change is visible in what the strategy network chooses
 # by the last epoch:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.DataFrame({label: {head: round(float(mean_choice(recs, head, options[head])[1][-1]), 3)
                       for head in ("eps", "step", "iters")} for label, recs in ablation.items()}).T
@@ -295,14 +298,20 @@ pd.DataFrame({label: {head: round(float(mean_choice(recs, head, options[head])[1
 # $k = 5$ and $k = 10$:
 
 # %%
-interval = {"k = 2": ablation["L1+L2+L3"], "k = 5": chapter.run("las.k5", seeds=ONE_SEED),
-            "k = 10": chapter.run("las.k10", seeds=ONE_SEED)}
+def k_of(name: str) -> int:
+    """The policy-update interval k of an experiment at this chapter's profile."""
+    return chapter.config(name).method_args["interval"]
 
-# %%
+
+interval = {f"k = {k_of('las.las_pgd_at')}": ablation["L1+L2+L3"],
+            f"k = {k_of('las.k5')}": chapter.run("las.k5", seeds=ONE_SEED),
+            f"k = {k_of('las.k10')}": chapter.run("las.k10", seeds=ONE_SEED)}
+
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 summarize(interval, metrics=("clean", "pgd-20"), checkpoint="last", with_time=False)
 
-# %%
+# %% tags=["hide-input"]
 pd.DataFrame({label: {"s/epoch": round(recs[0]["seconds_per_epoch"], 1)} for label, recs in
               {**interval, "PGD-AT": pgd_at[:1]}.items()}).T
 
@@ -310,25 +319,38 @@ pd.DataFrame({label: {"s/epoch": round(recs[0]["seconds_per_epoch"], 1)} for lab
 # Times are wall-clock seconds per epoch as the runs recorded them, on a machine that may be
 # shared with other jobs, so read them as rough: more
 # policy steps (smaller $k$) cost more time, the direction of the paper's Table 1.
+
+# %% [markdown]
+# ## The protocol: the paper's settings and the package's
 #
+# Each setting the paper states (quoted, with its section or table: `book/paper_tables/paper_settings.csv`)
+# beside the value the `gpu` profile runs and the value the `cpu` profile runs, read from
+# `advlit.experiments`; where a value differs, the reason (`advlit.protocol`). A test fails
+# when a `gpu` value differs from the paper without a stated reason.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+protocol_table("las_at")
+
+# %% [markdown]
 # ## Against the paper
 #
 # The paper's numbers on CIFAR-10 with ResNet-18 (reported in LAS-AT, Table 1: PGD-10 accuracy,
 # total training time in minutes, for PGD-AT and LAS-PGD-AT at several $k$) and the ablation
 # (reported in LAS-AT, Table 6), quoted, not merged with ours:
 
-# %%
+# %% tags=["hide-input"]
 t1 = paper_table("lasat_table1.csv")
 t1.pivot_table(index="method", columns="metric", values="value", aggfunc="first", sort=False)
 
-# %%
+# %% tags=["hide-input"]
 t6 = paper_table("lasat_table6.csv")
 t6.pivot_table(index="method", columns="metric", values="value", aggfunc="first", sort=False)
 
 # %% [markdown]
 # And at the WRN-34-10 scale (reported in LAS-AT, Table 2, CIFAR-10, $\epsilon = 8/255$):
 
-# %%
+# %% tags=["hide-input"]
 t2 = paper_table("lasat_table2.csv", method=["PGD-AT", "LAS-AT", "TRADES", "LAS-TRADES", "AWP", "LAS-AWP"])
 t2.pivot_table(index="method", columns="metric", values="value", aggfunc="first", sort=False)
 
@@ -351,6 +373,15 @@ t2.pivot_table(index="method", columns="metric", values="value", aggfunc="first"
 # - **Tables 6 and 1.** Single-seed runs: the ablation's differences are not claims. The cost of
 #   a small $k$ is reproduced in direction; its effect on robustness is not resolvable here.
 
+# %% [markdown]
+# **Verdicts.** The claims of this chapter that the landing page's scorecard tracks, with the
+# verdict of its rule (`advlit.scorecard.verdict`: the same function, so the two cannot disagree).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+chapter_verdicts("04_las_at", profile=chapter.profile, results_dir=chapter.results_dir)
+
+# %% [markdown]
 # ## Takeaways
 #
 # - LAS-AT replaces PGD-AT's fixed attack by a per-example strategy sampled from a network that
@@ -363,7 +394,7 @@ t2.pivot_table(index="method", columns="metric", values="value", aggfunc="first"
 # ## Run it at the paper's scale
 #
 # The `gpu` profile: CIFAR-10, ResNet-18 target and ResNet-18 strategy network, the paper's
-# option sets ($3 \dots 15$, $1 \dots 5$ in units of 1/255, 3 to 14 iterations), $k = 40$, policy
+# option sets of Sec. 4.1 ($3 \dots 15$ and $1 \dots 6$ in units of 1/255, 3 to 15 iterations), $k = 40$, policy
 # LR $10^{-3}$, $\alpha = 2$, $\beta = 4$, 110 epochs with LR 0.1 divided by 10 at epochs 100
 # and 105:
 #

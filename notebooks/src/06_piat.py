@@ -1,35 +1,3 @@
-# %% tags=["parameters"]
-profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
-data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
-epochs = None        # None: the profile's default
-seeds = None         # None: the profile's default ([0, 1, 2])
-device = None        # None: the profile's default (cpu / cuda)
-results_dir = None   # None: results/<profile> at the repository root
-eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
-
-# %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-
-from advlit.analysis.decision_boundary import TOY, plot_boundary_change, sudden_drops, toy_runs
-from advlit.experiments.piat import ON_TOP, TABLE1, TOY_SPECS, best_final_table, oscillation_table
-from advlit.frameworks.nmse import NMSE, nmse_loss
-from advlit.frameworks.piat import PIAT, rational_schedule
-from advlit.methods.alp import logit_pairing
-from advlit.notebook import Chapter, show_source
-from advlit.plotting import plot_curves, style
-from advlit.results import mean_std, paper_table
-
-style()
-chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
-                  results_dir=results_dir, eps=eps)
-print(chapter.describe())
-cfg = chapter.config("piat.piat_nmse")
-print(f"this chapter's {cfg.dataset} runs: {cfg.epochs} epochs, {cfg.lr_schedule} LR {cfg.lr}, "
-      f"PGD-{cfg.method_args['steps']} training (step {cfg.alpha_ratio} eps), model {cfg.model}")
-
 # %% [markdown]
 # # PIAT: parameter interpolation and NMSE
 #
@@ -42,7 +10,42 @@ print(f"this chapter's {cfg.dataset} runs: {cfg.epochs} epochs, {cfg.lr_schedule
 # their values (as ALP {cite}`kannan2018alp` does). This chapter reproduces the toy study of
 # their Section III-A (Figs. 3-5) exactly as specified, then Table I (PIAT+NMSE against
 # PGD-AT, ALP, TRADES and MART, best and final checkpoints) and the "PIAT on top of each
-# method" comparison of Fig. 6 / Table III at the CPU scale printed above.
+# method" comparison of Fig. 6 / Table III at the CPU scale printed below.
+
+# %% tags=["parameters", "hide-cell"]
+profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
+data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
+epochs = None        # None: the profile's default
+seeds = None         # None: the profile's default ([0, 1, 2])
+device = None        # None: the profile's default (cpu / cuda)
+results_dir = None   # None: results/<profile> at the repository root
+eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from advlit.analysis.decision_boundary import TOY, plot_boundary_change, sudden_drops, toy_runs
+from advlit.experiments.piat import ON_TOP, TABLE1, TOY_SPECS, best_final_table, oscillation_table
+from advlit.frameworks.nmse import NMSE, nmse_loss
+from advlit.frameworks.piat import PIAT, rational_schedule
+from advlit.methods.alp import logit_pairing
+from advlit.notebook import Chapter, show_source
+from advlit.plotting import plot_curves, style
+from advlit.protocol import protocol_table
+from advlit.results import mean_std, paper_table
+from advlit.scorecard import chapter_verdicts
+
+style()
+Chapter.check_parameters(globals())  # an unknown papermill -p name stops here with one line
+chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
+                  results_dir=results_dir, eps=eps)
+print(chapter.describe())
+cfg = chapter.config("piat.piat_nmse")
+print(f"this chapter's {cfg.dataset} runs: {cfg.epochs} epochs, {cfg.lr_schedule} LR {cfg.lr}, "
+      f"PGD-{cfg.method_args['steps']} training (step {cfg.alpha_ratio} eps), model {cfg.model}")
 
 # %% [markdown]
 # ## Motivation: a toy problem whose decision boundary we can watch
@@ -62,7 +65,7 @@ print(f"this chapter's {cfg.dataset} runs: {cfg.epochs} epochs, {cfg.lr_schedule
 # points; the runs are stored under `results/<profile>/piat_toy/` and reloaded when the code
 # has not changed (the toy does not depend on the profile).
 
-# %%
+# %% tags=["hide-input"]
 toy = {label: toy_runs(spec, seeds=chapter.seeds, results_dir=chapter.results_dir) for label, spec in TOY_SPECS.items()}
 toy_records = {label: [{"history": r.history} for r in runs] for label, runs in toy.items()}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -79,7 +82,7 @@ plt.show()
 # change of robust accuracy from one epoch to the next, and the gap between the best and the
 # final epoch (`advlit.analysis.overfitting.oscillation`):
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 toy_osc = oscillation_table({label: [r.history for r in runs] for label, runs in toy.items()}, key="test_robust")
 toy_osc
@@ -90,7 +93,7 @@ toy_osc
 # which robust accuracy fell the most (among the three largest falls of the run; the first
 # epoch of that kind otherwise), over 400 test points (red: inner circle, blue: outer circle).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
 for ax, label in zip(axes, TOY_SPECS):
     run = toy[label][0]
@@ -131,7 +134,7 @@ show_source(PIAT.on_epoch_end)
 # ablation). The schedule {eq}`piat-lambda` starts small, so early epochs mostly keep the new
 # weights, and approaches 1, so late epochs mostly keep the past:
 
-# %%
+# %% tags=["hide-input"]
 n = np.arange(1, 121)
 g = rational_schedule()
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -204,7 +207,7 @@ table1 = {label: chapter.run(name) for label, name in TABLE1.items()}
 table1["PIAT (PGD-AT)"] = chapter.run("piat.piat_pgd_at")
 table1["NMSE (PGD-AT)"] = chapter.run("piat.nmse")
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 best_final_table(table1)
 
@@ -214,7 +217,7 @@ best_final_table(table1)
 # differences above about 5 points are worth reading. The best-minus-final gap of PGD-20
 # accuracy, seed by seed:
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.DataFrame({label: {f"seed {r['config']['seed']}": round(r["final"]["best"]["pgd-20"] - r["final"]["last"]["pgd-20"], 1)
                       for r in recs} for label, recs in table1.items()})
@@ -223,13 +226,13 @@ pd.DataFrame({label: {f"seed {r['config']['seed']}": round(r["final"]["best"]["p
 # **Oscillation on digits16.** The validation PGD-20 accuracy (100 images) after every
 # epoch, and the same two measures as on the toy:
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.6))
 plot_curves(ax, table1, key="val_robust", ylabel="validation PGD-20 accuracy (%)")
 ax.set_title(f"robust accuracy per epoch ({chapter.profile} profile)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 oscillation_table({label: [r["history"] for r in recs] for label, recs in table1.items()}, key="val_robust")
 
@@ -237,14 +240,14 @@ oscillation_table({label: [r["history"] for r in recs] for label, recs in table1
 # **Did the models learn?** The training loss per epoch; $\ln 10 \approx 2.303$ (dotted) is
 # the loss of a model that outputs the same scores for every input.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.4))
 plot_curves(ax, table1, key="train_loss", ylabel="training loss", individual=True)
 ax.axhline(np.log(10), color="k", ls=":", lw=1)
 ax.set_title(f"training loss per epoch ({chapter.profile} profile), one line per seed")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.DataFrame({label: {f"seed {r['config']['seed']}": f"{r['history'][-1]['train_loss']:.3f} / {r['final']['last']['clean']:.1f}"
                       for r in recs} for label, recs in table1.items()}).rename_axis("final train loss / test clean (%)")
@@ -256,7 +259,7 @@ pd.DataFrame({label: {f"seed {r['config']['seed']}": f"{r['history'][-1]['train_
 # reports that it raises robust accuracy for all four. The same comparison at this scale,
 # final checkpoint, mean ± std over the seeds (error bars):
 
-# %%
+# %% tags=["hide-input"]
 on_top = {base: (chapter.run(plain), chapter.run(with_piat)) for base, (plain, with_piat) in ON_TOP.items()}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for ax, metric in zip(axes, ("clean", "pgd-20")):
@@ -270,7 +273,7 @@ axes[0].legend()
 fig.suptitle(f"PIAT on top of each base method ({chapter.profile} profile, n = {len(chapter.seeds)} seeds)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 pd.DataFrame({base: {f"{metric} ({which})": "{:.1f} ± {:.1f}".format(*mean_std(r["final"]["last"][metric] for r in recs))
                      for metric in ("clean", "pgd-20", "cw-20") for which, recs in (("base", plain), ("+PIAT", with_piat))}
@@ -288,13 +291,25 @@ pd.DataFrame({base: {f"{metric} ({which})": "{:.1f} ± {:.1f}".format(*mean_std(
 # This build does not test that explanation.
 
 # %% [markdown]
+# ## The protocol: the paper's settings and the package's
+#
+# Each setting the paper states (quoted, with its section or table: `book/paper_tables/paper_settings.csv`)
+# beside the value the `gpu` profile runs and the value the `cpu` profile runs, read from
+# `advlit.experiments`; where a value differs, the reason (`advlit.protocol`). A test fails
+# when a `gpu` value differs from the paper without a stated reason.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+protocol_table("piat")
+
+# %% [markdown]
 # ## Against the paper
 #
 # The paper's numbers, quoted from its tables (CIFAR-10, ResNet-18 for Table I, WRN-32-10 for
 # Table III); they are not comparable in level with ours (another dataset, model, budget and
 # training length), only in the *direction* of the differences.
 
-# %%
+# %% tags=["hide-input"]
 def quoted(filename, **filters):
     df = paper_table(filename, dataset="cifar10", **filters)
     return df.pivot_table(index="method", columns=["metric", "checkpoint"] if df["checkpoint"].notna().any()
@@ -304,11 +319,11 @@ def quoted(filename, **filters):
 print("reported in PIAT, Table I (CIFAR-10, ResNet-18)")
 quoted("piat_table1.csv", method=["PGD-AT", "ALP", "TRADES", "MART", "PIAT+NMSE"])
 
-# %%
+# %% tags=["hide-input"]
 print("reported in PIAT, Table III (CIFAR-10, WRN-32-10)")
 quoted("piat_table3.csv")
 
-# %%
+# %% tags=["hide-input"]
 print("reported in PIAT, Table V (CIFAR-10, ResNet-18)")
 quoted("piat_table5.csv")
 
@@ -320,11 +335,19 @@ quoted("piat_table5.csv")
 # all the clean accuracy, and ALP has the highest PGD-20, C&W and AutoAttack accuracy at a
 # large cost in clean accuracy.
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 collapsed = {label: sum(r["final"]["last"]["clean"] < 15 for r in recs) for label, recs in table1.items()}
 print("runs whose final model is at chance on clean test images (< 15 %):",
       ", ".join(f"{k}: {v} of {len(table1[k])}" for k, v in collapsed.items()))
+
+# %% [markdown]
+# **Verdicts.** The claims of this chapter that the landing page's scorecard tracks, with the
+# verdict of its rule (`advlit.scorecard.verdict`: the same function, so the two cannot disagree).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+chapter_verdicts("06_piat", profile=chapter.profile, results_dir=chapter.results_dir)
 
 # %% [markdown]
 # ## Takeaways
