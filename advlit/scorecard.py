@@ -449,9 +449,12 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(results_dirs: dict | None = None, md_path: Path = SCORECARD_MD,
-                    json_path: Path = SCORECARD_JSON) -> Path:
-    """Write the landing page's scorecard (markdown) and its rows (JSON); never trains."""
+def write_scorecard(results_dirs: dict | None = None, md_path: Path | None = None,
+                    json_path: Path | None = None) -> Path:
+    """Write the landing page's scorecard (markdown, default :data:`SCORECARD_MD`) and its
+    rows (JSON, default :data:`SCORECARD_JSON`); never trains."""
+    md_path = Path(md_path or SCORECARD_MD)
+    json_path = Path(json_path or SCORECARD_JSON)
     rows = scorecard(results_dirs)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(render(rows))

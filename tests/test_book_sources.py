@@ -146,3 +146,9 @@ def test_every_notebook_is_in_the_table_of_contents():
 def test_api_page_lists_every_module():
     result = subprocess.run([sys.executable, str(REPO / "tools" / "api_page.py"), "--check"])
     assert result.returncode == 0, "book/api.md is out of date: run python tools/api_page.py"
+
+
+def test_api_page_names_no_path_of_this_checkout():
+    """A default argument such as ``Path(__file__)...`` would print this checkout's absolute
+    path on the API page, which then differs in every clone (and fails the check above there)."""
+    assert str(REPO) not in (REPO / "book" / "api.md").read_text()
