@@ -15,7 +15,9 @@ as they were, i.e. reused), nothing else: the kernels are started with their log
 at ERROR (:data:`KERNEL_ARGS`), which silences ipykernel's per-kernel warning "Kernel is
 running over TCP without encryption" (the kernels listen on localhost only). After the
 notebooks it writes the landing page's reproduction scorecard
-(:func:`advlit.scorecard.write_scorecard`, read-only over the records).
+(:func:`advlit.scorecard.write_scorecard`, read-only over the records) and the measured
+cost per training step of the reproduction page (:func:`advlit.bench.write_bench_page`,
+from the ``results/*/bench_*.json`` that ``advlit bench --out`` wrote).
 """
 from __future__ import annotations
 
@@ -189,6 +191,10 @@ def run_notebooks(profile: str = "cpu", only=None, output_dir=None, extra: dict 
         from advlit.scorecard import write_scorecard
 
         card = write_scorecard({profile: given})
+        from advlit.bench import write_bench_page
+
+        # beside the scorecard (book/_generated/bench.md), from results/*/bench_*.json; never measures
+        write_bench_page(md_path=card.parent / "bench.md")
     trained, reused = record_changes(before, record_state(results_dir))
     where = _shown(Path(output_dir) if output_dir else NOTEBOOK_DIR)
     print(f"{len(paths) - len(failures)} of {len(paths)} notebooks ran in {_duration(time.perf_counter() - start)}"

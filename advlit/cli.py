@@ -1,4 +1,4 @@
-"""The ``advlit`` command line: ``train``, ``eval``, ``list``, ``data download`` and ``book run``.
+"""The ``advlit`` command line: ``train``, ``eval``, ``bench``, ``list``, ``data download`` and ``book run``.
 
 Every user error (unknown method or dataset, eps outside (0, 1], a missing or damaged
 checkpoint, a missing dataset, an unusable device or ``--out``) prints one line
@@ -118,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", help="where vision datasets live")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    bn = sub.add_parser("bench", help="measure each method's seconds per training step, side by side")
+    bn.add_argument("--methods", nargs="+", help="method specs (default fgsm_rs atas gradalign free_at pgd_at)")
+    bn.add_argument("--model", help="model name (default: the dataset's default model)")
+    bn.add_argument("--dataset", default="digits16", help="data set whose input shape and classes are used "
+                    "(synthetic tensors, no data files; default digits16)")
+    bn.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    bn.add_argument("--steps", type=_positive_int, default=20, help="timed steps per method and round (default 20)")
+    bn.add_argument("--warmup", type=int, default=3, help="untimed steps per method first (default 3)")
+    bn.add_argument("--rounds", type=_positive_int, default=3,
+                    help="rounds, the methods interleaved in each; the fastest is reported (default 3)")
+    bn.add_argument("--eps", type=_number, help="radius for every method (default: the ATAS chapter's, else 0.2)")
+    bn.add_argument("--profile", default="cpu", help="profile of the ATAS chapter's method settings (default cpu)")
+    bn.add_argument("--attacks", nargs="*", help="evaluation attacks to time (default fgsm pgd-20 cw-20)")
+    bn.add_argument("--autoattack", action="store_true", help="also time standard AutoAttack (slow on CPU)")
+    bn.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    bn.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and models (default 0)")
+    bn.add_argument("--out", help="also write the results as JSON to this file")
 
     ls = sub.add_parser("list", help="list methods, datasets, models and named experiments")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "models", "experiments"])
@@ -302,6 +320,29 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from advlit.bench import bench, format_bench
+    from advlit.experiments import check_profile
+    from advlit.methods import build_method
+
+    check_device(args.device)
+    check_profile(args.profile)
+    for spec in args.methods or []:  # an unknown name or argument: one line before anything runs
+        build_method(spec, 0.1)
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None and out_path.is_dir():
+        raise ConfigError(f"--out {out_path} is a folder, not a file")
+    out = bench(methods=args.methods, model=args.model, dataset=args.dataset, batch_size=args.batch_size,
+                steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, eps=args.eps,
+                profile=args.profile, eval_attacks=args.attacks, autoattack=args.autoattack, seed=args.seed)
+    print(format_bench(out))
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote {out_path}")
+    return 0
+
+
 def _cmd_data(args) -> int:
     from advlit.data import get_dataset
 
@@ -331,7 +372,7 @@ def main(argv=None) -> int:
             raise ConfigError(str(err)) from None
         args = build_parser().parse_args(argv)
         handler = {"train": _cmd_train, "eval": _cmd_eval, "list": _cmd_list, "book": _cmd_book,
-                   "data": _cmd_data}[args.command]
+                   "data": _cmd_data, "bench": _cmd_bench}[args.command]
         return handler(args)
     except ConfigError as err:
         print(f"advlit: error: {err}", file=sys.stderr)

@@ -22,7 +22,7 @@ FIXED = [
     ("Configuration, training and evaluation", ["advlit.config", "advlit.train", "advlit.schedules",
                                                  "advlit.evaluate", "advlit.results", "advlit.checkpoint_io",
                                                  "advlit.experiments", "advlit.protocol", "advlit.scorecard",
-                                                 "advlit.notebook", "advlit.plotting", "advlit.book", "advlit.cli",
+                                                 "advlit.notebook", "advlit.plotting", "advlit.book", "advlit.bench", "advlit.cli",
                                                  "advlit.utils"]),
     ("Data", ["advlit.data", "advlit.data.base", "advlit.data.augment", "advlit.data.digits", "advlit.data.toy",
               "advlit.data.vision"]),

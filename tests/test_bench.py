@@ -1,0 +1,65 @@
+"""``advlit bench``: side-by-side cost per training step on synthetic data."""
+import json
+
+import pytest
+
+from advlit.bench import bench, format_bench, write_bench_page
+from advlit.cli import main
+
+TINY = dict(batch_size=8, steps=2, warmup=1, rounds=2, eval_attacks=["fgsm", "pgd-2"])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return bench(methods=["fgsm_rs", "pgd_at"], **TINY)
+
+
+def test_bench_numbers_are_sane(tiny):
+    res = tiny["results"]
+    assert list(res) == ["fgsm_rs", "pgd_at"]
+    for r in res.values():
+        assert r["seconds_per_step"] > 0 and r["images_per_second"] > 0
+        assert r["seconds_per_step"] <= r["median_seconds_per_step"]
+        assert len(r["rounds"]) == 2
+        assert r["peak_memory_mb"] == "n/a"  # CPU: no per-method peak
+    assert res["fgsm_rs"]["ratio_to_fgsm_rs"] == pytest.approx(1.0)
+    assert res["fgsm_rs"]["median_ratio_to_fgsm_rs"] == pytest.approx(1.0)
+    assert res["pgd_at"]["ratio_to_fgsm_rs"] > 0
+    assert set(tiny["evaluation"]) == {"fgsm", "pgd-2"}
+    assert all(v["seconds_per_batch"] > 0 for v in tiny["evaluation"].values())
+    # the chapter's settings are used where the ATAS chapter has an experiment
+    assert res["pgd_at"]["settings_from"] == "atas.pgd_at" and res["pgd_at"]["alpha_ratio"] == 0.25
+    assert "fgsm_rs" in format_bench(tiny)
+
+
+def test_json_and_page(tiny, tmp_path):
+    path = tmp_path / "bench_cpu.json"
+    path.write_text(json.dumps(tiny))
+    data = json.loads(path.read_text())
+    assert data["device"] and data["torch"] and data["device_type"] == "cpu"
+    assert data["settings"]["batch_size"] == 8
+    md = write_bench_page([path], tmp_path / "bench.md").read_text()
+    assert data["device"] in md and data["date"] in md and "| fgsm_rs |" in md
+    assert "No `advlit bench`" in write_bench_page([], tmp_path / "empty.md").read_text()
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--methods", "fgsm_rs", "--batch-size", "4", "--steps", "1", "--warmup", "0",
+                 "--rounds", "1", "--attacks", "fgsm", "--out", str(out)]) == 0
+    assert "fgsm_rs" in capsys.readouterr().out
+    assert json.loads(out.read_text())["device"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--methods", "nope"], "unknown method 'nope'"),
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--steps", "0"], "must be a positive integer"),
+    (["--attacks", "pgd-x"], "unknown attack"),
+    (["--device", "nope"], "unknown device"),
+])
+def test_bad_arguments_are_one_line(args, message, capsys):
+    assert main(["bench", "--steps", "1", "--warmup", "0", "--rounds", "1", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("advlit: error:") and message in err[0], err
