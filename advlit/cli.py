@@ -218,8 +218,9 @@ def _resume_hint(out: Path) -> str:
 
 
 def _check_resumable(out: Path, trainer) -> None:
-    """Load ``out/checkpoint.pt`` into ``trainer`` once before ``fit(resume=True)`` does,
-    so that a checkpoint whose contents do not fit this run is one line, not a traceback."""
+    """Load ``out/checkpoint.pt`` into ``trainer`` (what ``fit(resume=True)`` would do), so
+    that a checkpoint whose contents do not fit this run is one line, not a traceback; the
+    trainer then continues from the loaded epoch with a plain ``fit(out)``."""
     from advlit.checkpoint_io import describe_mismatch
     from advlit.train import CHECKPOINT
 
@@ -264,8 +265,8 @@ def _cmd_train(args) -> int:
     # --quiet turns the progress bar off; otherwise the Trainer reads ADVLIT_PROGRESS
     trainer = Trainer(config, progress=False if args.quiet else None)
     if args.resume:
-        _check_resumable(out, trainer)
-    record = trainer.fit(out, resume=args.resume)
+        _check_resumable(out, trainer)  # loads the checkpoint into the trainer: fit() need not load it again
+    record = trainer.fit(out)
     _print_summary(record, out)
     return 0
 

@@ -149,8 +149,12 @@ class Chapter:
         eps = parse_eps(eps)
         _check_text("data_root", data_root)
         _check_text("results_dir", results_dir)
-        if device not in (None, "auto"):
-            _check_device(device)
+        if device is not None:
+            from advlit.cli import check_device  # the command line's check: a known device this machine has
+
+            if not isinstance(device, str):
+                raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:1, ...")
+            check_device(device)
         self.seeds = seeds if seeds is not None else list(experiments.DEFAULT_SEEDS[self.profile])
         self.overrides = dict(data_root=data_root, epochs=epochs, device=device, eps=eps)
         self.results_dir = experiments.results_dir_for(self.profile, results_dir)
@@ -188,17 +192,6 @@ class Chapter:
             model, dataset, eps, epochs = p["model"], p["dataset"], self.eps, self.overrides["epochs"] or p["epochs"]
         return (f"profile `{self.profile}`: {dataset}, {model}, eps = {format_eps(eps)}, "
                 f"{epochs} epochs, seeds {self.seeds}")
-
-
-def _check_device(device) -> None:
-    import torch
-
-    try:
-        if not isinstance(device, (str, torch.device)):
-            raise TypeError
-        torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:1, ...") from None
 
 
 def show_source(obj, start: str | None = None, stop: str | None = None):

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from advlit.config import RunConfig
+from advlit.utils import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -112,24 +113,29 @@ def is_current(record: dict | None, config: RunConfig) -> bool:
                 and record.get("code") == code_fingerprint(config.method))
 
 
-def _load_torch(path: Path, what: str):
-    """``torch.load`` of a file written by this package; ``None`` (with a warning) when damaged."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: zip, pickle or EOF errors
-        warnings.warn(f"damaged {what} {path} ({type(err).__name__}); it is not used", stacklevel=3)
-        return None
+@functools.lru_cache(maxsize=8)
+def _read_weights(path: str, mtime_ns: int, size: int) -> dict:
+    """The contents of a weights file, read once per version of the file (a chapter asks
+    for the same weights several times: model, method state, identity)."""
+    from advlit.checkpoint_io import read_checkpoint
+
+    return read_checkpoint(path, keys=("config", "config_hash", "code", "last"))
 
 
 def stored_weights(run_dir: str | Path, record: dict) -> dict | None:
     """The committed ``weights.pt`` of ``run_dir`` if it belongs to ``record`` (same
-    configuration hash and code fingerprint), else ``None``."""
+    configuration hash and code fingerprint), else ``None`` (with a warning when the file
+    is damaged). Callers must not modify the returned tensors: they are shared."""
     path = Path(run_dir) / WEIGHTS
     if not path.exists():
         return None
-    state = _load_torch(path, "weights file")
-    if not isinstance(state, dict) or state.get("config_hash") != record.get("config_hash") \
-            or state.get("code") != record.get("code"):
+    stat = path.stat()
+    try:
+        state = _read_weights(str(path), stat.st_mtime_ns, stat.st_size)
+    except ConfigError as err:
+        warnings.warn(f"damaged weights file, not used: {err}", stacklevel=2)
+        return None
+    if state["config_hash"] != record.get("config_hash") or state["code"] != record.get("code"):
         return None
     return state
 
@@ -206,31 +212,25 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
     return record
 
 
-def load_model(record: dict, which: str = "last", device="cpu") -> torch.nn.Module:
-    """Rebuild the model of a run record and load its ``last`` or ``best`` weights, from
-    the run's :data:`WEIGHTS` file when it belongs to the record, else its checkpoints."""
+def final_state(record: dict, which: str = "last", device="cpu") -> dict:
+    """``{"config", "model", ...}`` of the ``last`` or ``best`` weights of the run of
+    ``record`` (the ``last`` state also holds ``"method"``, the method's final state): from
+    its :data:`WEIGHTS` file when it belongs to the record, else from its checkpoints."""
     from advlit.train import BEST, CHECKPOINT
 
     run_dir = Path(record["run_dir"])
     weights = stored_weights(run_dir, record)
-    if weights is not None:
-        state = weights[which] if weights.get(which) is not None else weights["last"]
-        return model_from_checkpoint({"config": weights["config"], "model": state}, device)
-    path = run_dir / (CHECKPOINT if which == "last" else BEST)
-    state = torch.load(path, map_location=device, weights_only=False)
-    return model_from_checkpoint(state, device)
+    if weights is None:
+        return torch.load(run_dir / (CHECKPOINT if which == "last" else BEST), map_location=device,
+                          weights_only=False)
+    model = weights[which] if weights.get(which) is not None else weights["last"]  # best None: same as last
+    return {"config": weights["config"], "model": model, "method": weights["method"] if which == "last" else None}
 
 
-def final_state(record: dict, device="cpu") -> dict:
-    """``{"config", "model", "method"}`` at the end of the run of ``record``: from its
-    :data:`WEIGHTS` file when it belongs to the record, else from its ``checkpoint.pt``."""
-    from advlit.train import CHECKPOINT
-
-    run_dir = Path(record["run_dir"])
-    weights = stored_weights(run_dir, record)
-    if weights is not None:
-        return {"config": weights["config"], "model": weights["last"], "method": weights["method"]}
-    return torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=False)
+def load_model(record: dict, which: str = "last", device="cpu") -> torch.nn.Module:
+    """Rebuild the model of a run record and load its ``last`` or ``best`` weights
+    (:func:`final_state`)."""
+    return model_from_checkpoint(final_state(record, which, device), device)
 
 
 def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:

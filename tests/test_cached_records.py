@@ -30,6 +30,7 @@ import torch
 from advlit.config import RunConfig
 from advlit.results import REPO_DIR, is_current
 from advlit.train import Trainer, cpu_name
+from tests.helpers import strip_times
 
 #: points (percent of test images) a final metric may move on another processor type
 TOLERANCE = 4.0
@@ -69,10 +70,6 @@ def choose():
 PATH, SAMPLE = choose()
 
 
-def _strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
 def test_committed_records_are_current():
     """Every committed record was made by the current code (else the book would show stale numbers)."""
     stale = []
@@ -95,7 +92,7 @@ def test_sampled_record_reproduces(path):
     where = f"{Path(path).parent.name} (record: {stored['environment']['cpu']}, {stored['environment']['threads']} " \
             f"thread(s); here: {cpu_name()}, {torch.get_num_threads()})"
     if PATH == "exact":
-        assert _strip(fresh["history"]) == _strip(stored["history"])
+        assert strip_times(fresh["history"]) == strip_times(stored["history"])
         assert fresh["final"] == stored["final"]
         SUMMARY.append(f"record recheck, exact path: {where}: identical")
         return

@@ -97,7 +97,7 @@ def method_from_checkpoint(record: dict, device="cpu"):
     from advlit.methods import TrainContext, build_method
     from advlit.results import final_state, model_from_checkpoint
 
-    state = final_state(record, device)
+    state = final_state(record, device=device)
     cfg = RunConfig.from_dict(state["config"])
     info = dataset_info(cfg.dataset)
     model = model_from_checkpoint(state, device)
