@@ -21,7 +21,6 @@ from the ``results/*/bench_*.json`` that ``advlit bench --out`` wrote).
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import time
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from advlit import experiments
 from advlit.experiments import check_profile
+from advlit.notebook import assigned_names
 from advlit.results import REPO_DIR
 from advlit.utils import ConfigError
 
@@ -102,18 +102,9 @@ def parameter_names(path: Path) -> list[str]:
             source = cell.get("source", "")
             source = "".join(source) if isinstance(source, list) else source
             try:
-                tree = ast.parse(source)
+                return assigned_names(source)
             except SyntaxError as err:
                 raise ConfigError(f"the parameters cell of {path} is not valid Python (line {err.lineno}: {err.msg})") from None
-            names = []
-            for node in tree.body:
-                targets = node.targets if isinstance(node, ast.Assign) else \
-                    [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
-                for target in targets:
-                    for leaf in ast.walk(target):
-                        if isinstance(leaf, ast.Name) and leaf.id not in names:
-                            names.append(leaf.id)
-            return names
     return []
 
 

@@ -98,16 +98,24 @@ def injected_names(namespace: dict) -> list[str]:
     for source in reversed(list(history)):
         if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
             try:
-                tree = ast.parse(source)
+                return assigned_names(source)
             except SyntaxError:
                 return []
-            names = []
-            for node in tree.body:
-                for target in getattr(node, "targets", [getattr(node, "target", None)]):
-                    if isinstance(target, ast.Name) and target.id not in names:
-                        names.append(target.id)
-            return names
     return []
+
+
+def assigned_names(source: str) -> list[str]:
+    """The names a cell's top-level assignments bind, in order (``a = 1``, ``b: int = 2``,
+    ``c, d = ...``); raises :class:`SyntaxError` for invalid Python."""
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id not in names:
+                    names.append(leaf.id)
+    return names
 
 
 def check_parameters(namespace: dict, known=PARAMETERS) -> None:
