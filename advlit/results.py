@@ -24,6 +24,7 @@ import inspect
 import json
 import math
 import shutil
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -34,9 +35,9 @@ from advlit.utils import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-#: files every run depends on, whatever its method
-CORE_FILES = ("config.py", "train.py", "evaluate.py", "schedules.py", "utils.py",
-              "data/*.py", "models/*.py", "attacks/*.py", "methods/base.py", "methods/registry.py")
+#: files every run depends on, whatever its method, data and model
+CORE_FILES = ("config.py", "train.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
+              "methods/base.py", "methods/registry.py", "data/base.py", "data/augment.py", "models/normalize.py")
 
 
 def _method_files(spec: str) -> list[Path]:
@@ -67,9 +68,17 @@ def _code_only(source: str) -> str:
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
-def code_fingerprint(spec: str) -> str:
-    """Hash of the code (not the docs) of the files a run of method ``spec`` depends on:
-    the core files (:data:`CORE_FILES`) and the modules of every class of its methods."""
+def code_fingerprint(config: RunConfig | str) -> str:
+    """Hash of the code (not the docs) that a run of ``config`` depends on: the core files
+    (:data:`CORE_FILES`), the modules of every class of its methods, and the code that
+    loads its dataset and builds its model (:func:`advlit.data.dataset_code`,
+    :func:`advlit.models.model_code`). A method spec (a string) stands for a run without a
+    registered dataset or model (the toy runs): core and methods only.
+
+    So a change to the CIFAR loader or to the WideResNet does not invalidate the records
+    made on the digits with the small CNN, and a new model or dataset invalidates nothing.
+    """
+    spec = config if isinstance(config, str) else config.method
     files: set[Path] = set()
     for pattern in CORE_FILES:
         files.update(p.resolve() for p in PACKAGE_DIR.glob(pattern))
@@ -78,7 +87,28 @@ def code_fingerprint(spec: str) -> str:
     for path in sorted(files):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(_code_only_cached(str(path), path.stat().st_mtime_ns).encode())
+    if not isinstance(config, str):
+        digest.update(_data_and_model_code(config.dataset, config.model, json.dumps(config.model_args, sort_keys=True)))
     return digest.hexdigest()[:12]
+
+
+def _data_and_model_code(dataset: str, model: str | None, model_args: str) -> bytes:
+    from advlit.data import dataset_code, dataset_info
+    from advlit.models import model_code
+
+    info = dataset_info(dataset)
+    sources = [*dataset_code(dataset), *model_code(model or info.default_model, info.num_classes, info.input_shape,
+                                                    **json.loads(model_args))]
+    digest = hashlib.sha256()
+    for source in sources:  # a file, the source of a function, or raw bytes (a registry entry)
+        if isinstance(source, Path):
+            digest.update(str(source.relative_to(PACKAGE_DIR)).encode())
+            digest.update(_code_only_cached(str(source), source.stat().st_mtime_ns).encode())
+        elif isinstance(source, str):
+            digest.update(_code_only(textwrap.dedent(source)).encode())
+        else:
+            digest.update(source)
+    return digest.digest()
 
 
 def run_name(config: RunConfig) -> str:
@@ -110,7 +140,7 @@ def load_record(run_dir: str | Path) -> dict | None:
 def is_current(record: dict | None, config: RunConfig) -> bool:
     """True when ``record`` is complete and was made by this config and this code."""
     return bool(record and record.get("complete") and record.get("config_hash") == config.hash()
-                and record.get("code") == code_fingerprint(config.method))
+                and record.get("code") == code_fingerprint(config))
 
 
 @functools.lru_cache(maxsize=8)
@@ -204,7 +234,7 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
     else:
         have_checkpoint = (run_dir / CHECKPOINT).exists()
         resume = have_checkpoint and record is not None and not record.get("complete") \
-            and record.get("code") == code_fingerprint(config.method) and record.get("config_hash") == config.hash()
+            and record.get("code") == code_fingerprint(config) and record.get("config_hash") == config.hash()
         record = Trainer(config, progress=progress).fit(run_dir, resume=resume)
         if need_model:
             write_weights(run_dir, record)

@@ -226,7 +226,7 @@ class Trainer:
         return {
             "config": cfg.to_dict(),
             "config_hash": cfg.hash(),
-            "code": code_fingerprint(cfg.method),
+            "code": code_fingerprint(cfg),
             "method": self.method.describe(),
             "epochs_done": len(self.history),
             "complete": final is not None,

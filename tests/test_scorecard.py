@@ -103,7 +103,7 @@ def _fake_records(root, name, profile, values, metric, checkpoint="last"):
         run_dir.mkdir(parents=True)
         final = {"best": {metric: value}, "last": {metric: value}}
         (run_dir / "record.json").write_text(json.dumps({
-            "complete": True, "config_hash": config.hash(), "code": code_fingerprint(config.method), "final": final}))
+            "complete": True, "config_hash": config.hash(), "code": code_fingerprint(config), "final": final}))
 
 
 def test_gpu_column_fills_in_when_records_exist(tmp_path):

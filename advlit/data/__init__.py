@@ -28,6 +28,7 @@ __all__ = [
     "IndexedDataset",
     "available_datasets",
     "dataset_info",
+    "dataset_code",
     "default_data_root",
     "get_dataset",
 ]
@@ -75,3 +76,15 @@ def get_dataset(
     if name == "circles3d":
         return load_circles3d(split)
     return load_vision_split(name, split, root=root, download=download)
+
+
+def dataset_code(name: str) -> list:
+    """The code that loads dataset ``name``, for the code fingerprint of its runs
+    (:func:`advlit.results.code_fingerprint`): the source of :func:`get_dataset` and the
+    file of its loader (a change to the CIFAR loader leaves the digits runs current)."""
+    import inspect
+
+    dataset_info(name)
+    loader = {"digits": load_digits_split, "digits16": load_digits_split, "circles3d": load_circles3d}.get(
+        name, load_vision_split)
+    return [inspect.getsource(get_dataset), Path(inspect.getsourcefile(loader)).resolve()]

@@ -165,7 +165,7 @@ def time_methods(chapter, names=TIMED, epochs: int = 2, rounds: int = 1, refresh
     from advlit.train import Trainer
 
     configs = {n: chapter.config(n) for n in names}
-    key = {n: [c.hash(), code_fingerprint(c.method)] for n, c in configs.items()}
+    key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
     path = Path(chapter.results_dir) / "atas_timing.json"
     if path.exists() and not refresh:
         cached = json.loads(path.read_text())
@@ -201,7 +201,7 @@ def landscapes(chapter, names=("atas.fgsm_rs_2eps", "atas.atas"), seed: int = 0,
     from advlit.results import code_fingerprint, load_model
 
     configs = {n: chapter.config(n, seed=seed) for n in names}
-    key = {n: [c.hash(), code_fingerprint(c.method), n_points, grid] for n, c in configs.items()}
+    key = {n: [c.hash(), code_fingerprint(c), n_points, grid] for n, c in configs.items()}
     path = Path(chapter.results_dir) / "atas_landscapes.json"
     if path.exists() and not refresh:
         cached = json.loads(path.read_text())

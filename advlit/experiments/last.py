@@ -152,7 +152,7 @@ def time_overhead(chapter, pairs=TIMED_PAIRS, epochs: int = 1, rounds: int = 7, 
 
     names = [n for pair in pairs for n in pair]
     configs = {n: chapter.config(n) for n in names}
-    key = {n: [c.hash(), code_fingerprint(c.method)] for n, c in configs.items()}
+    key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
     path = Path(chapter.results_dir) / "last_timing.json"
     if path.exists() and not refresh:
         cached = json.loads(path.read_text())

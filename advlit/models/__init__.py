@@ -8,33 +8,47 @@
 
 Names: ``small_cnn`` (digits, no BatchNorm), ``mlp`` (PIAT's toy data), ``preact_resnet18``
 (the fast-AT standard), ``resnet18``, ``wrn`` (``depth=34, width=10`` by default; aliases
-``wrn34_10`` and ``wrn28_10``).
+``wrn34_10`` and ``wrn28_10``); vision transformers (:mod:`advlit.models.vit`): ``vit`` (any
+``patch``, ``dim``, ``depth``, ``heads``, ``mlp_ratio``; by default DeiT-Ti's shape, width 192,
+depth 12, 3 heads, patch 4), ``vit_tiny_digits`` (width 32, depth 2, 2 heads, patch 4: trains
+on digits16 on one CPU core), ``vit_base`` (ViT-Base: width 768, depth 12, 12 heads) and
+``deit_small`` (DeiT-S: width 384, depth 12, 6 heads), the last two with ``patch=16``
+unless told otherwise (PIAT's CIFAR-10 experiments use ``patch=4``, see
+:mod:`advlit.experiments.piat`).
+``conv_net`` (:mod:`advlit.models.conv_net`) is small_cnn's plain CNN with configurable
+``channels``, ``pools`` and ``hidden``: the family the cpu stand-in is chosen from.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from advlit.models.conv_net import ConvNet
 from advlit.models.mlp import MLP
 from advlit.models.normalize import Normalize
 from advlit.models.preact_resnet import PreActResNet18
 from advlit.models.resnet import ResNet18
 from advlit.models.small_cnn import SmallCNN
+from advlit.models.vit import VisionTransformer
 from advlit.models.wide_resnet import WideResNet
 from advlit.utils import ConfigError
 
 __all__ = [
+    "ConvNet",
     "MLP",
     "Normalize",
     "PreActResNet18",
     "ResNet18",
     "SmallCNN",
+    "VisionTransformer",
     "WideResNet",
     "available_models",
     "get_model",
+    "model_code",
 ]
 
 
@@ -50,6 +64,11 @@ class _Entry:
 
 def _image_channels(input_shape: tuple) -> int:
     return int(input_shape[0])
+
+
+def _as_tuples(options: dict) -> dict:
+    """Options with their lists (as JSON configs give them) turned into tuples."""
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
 
 
 _REGISTRY: dict[str, _Entry] = {
@@ -74,6 +93,40 @@ _REGISTRY: dict[str, _Entry] = {
     "wrn28_10": _Entry(
         lambda k, shape, **kw: WideResNet(28, 10, _image_channels(shape), k, **kw),
         options=("dropout",),
+    ),
+    # the family the cpu stand-in is chosen from (issue 14); its defaults are small_cnn's layout
+    "conv_net": _Entry(
+        lambda k, shape, **kw: ConvNet(_image_channels(shape), k, tuple(shape[1:]), **_as_tuples(kw)),
+        options=("channels", "pools", "hidden"),
+        min_size=1,
+    ),
+    # vision transformers: the patch must divide the image sides (VisionTransformer says so); the
+    # named shapes' defaults are constants of their builders (so part of their code fingerprint)
+    "vit": _Entry(
+        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]), **kw),
+        options=("patch", "dim", "depth", "heads", "mlp_ratio"),
+        min_size=1,
+    ),
+    "vit_tiny_digits": _Entry(
+        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
+                                                 patch=kw.get("patch", 4), dim=32, depth=2,
+                                                 heads=2, mlp_ratio=2.0),
+        options=("patch",),
+        min_size=1,
+    ),
+    "vit_base": _Entry(
+        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
+                                                 patch=kw.get("patch", 16), dim=768, depth=12,
+                                                 heads=12, mlp_ratio=4.0),
+        options=("patch",),
+        min_size=1,
+    ),
+    "deit_small": _Entry(
+        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
+                                                 patch=kw.get("patch", 16), dim=384, depth=12,
+                                                 heads=6, mlp_ratio=4.0),
+        options=("patch",),
+        min_size=1,
     ),
 }
 
@@ -130,3 +183,46 @@ def _check_shape(name: str, entry: _Entry, input_shape: tuple) -> None:
         raise ConfigError(
             f"model {name!r} needs images of at least {entry.min_size}x{entry.min_size}, got {input_shape}"
         )
+
+
+def model_code(name: str, num_classes: int, input_shape: tuple, **kwargs) -> list:
+    """The code that builds model ``name``, for the code fingerprint of its runs
+    (:func:`advlit.results.code_fingerprint`): the source of :func:`get_model`, the
+    registry entry (its builder's bytecode and settings) and the files of every ``advlit``
+    class in the built network. A new model, or a change to another one, leaves the runs of
+    ``name`` current."""
+    import inspect
+    from pathlib import Path
+
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}")
+    code = entry.build.__code__
+    consts = tuple(c for c in code.co_consts if not inspect.iscode(c))
+    settings = repr((code.co_code, code.co_names, code.co_varnames, consts, entry.options, entry.needs_image,
+                     entry.min_size)).encode()
+    files = _model_files(name, int(num_classes), tuple(int(s) for s in input_shape),
+                         json.dumps(kwargs, sort_keys=True))
+    return [inspect.getsource(get_model), settings, *(Path(f) for f in files)]
+
+
+_FILES_CACHE: dict = {}
+
+
+def _model_files(name: str, num_classes: int, input_shape: tuple, kwargs: str) -> tuple[str, ...]:
+    """Files of the ``advlit`` classes a model is built from, found by building it on the
+    meta device (no memory, no draw from the random number generators)."""
+    import inspect
+    from pathlib import Path
+
+    import torch
+
+    key = (name, num_classes, input_shape, kwargs)
+    if key not in _FILES_CACHE:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            net = get_model(name, num_classes, input_shape, **json.loads(kwargs))
+        files = {Path(inspect.getsourcefile(cls)).resolve() for module in net.modules()
+                 for cls in inspect.getmro(type(module)) if cls.__module__.startswith("advlit.")}
+        _FILES_CACHE[key] = tuple(sorted(str(f) for f in files))
+    return _FILES_CACHE[key]
+
