@@ -18,6 +18,15 @@ includes every model and per-example buffer resident at the time, those of the o
 methods too). On CPU no per-method peak is measurable in one process (the resident-set
 high-water mark of :func:`resource.getrusage` never goes down), so per-method memory is
 ``"n/a"`` and only the whole process's peak RSS is reported.
+
+Precision (:mod:`advlit.precision`): ``precision="bf16"`` runs every step and the evaluation
+attacks under bf16 autocast (AutoAttack stays fp32), ``channels_last`` converts the models
+and the synthetic inputs, ``compile`` compiles each model in place; the settings are stored
+in the JSON (``settings``) and shown in the table's title, so fp32 and bf16 +
+``channels_last`` (+ compile) are measured as separate runs of the command, each its own
+table. Every method is measured as asked, whatever its autocast verdict, which each row
+records (``autocast_verdict``); with ``compile`` a method that cannot be compiled
+(:data:`advlit.precision.COMPILE_UNSUPPORTED`) runs uncompiled and its row says so.
 """
 from __future__ import annotations
 
@@ -75,7 +84,8 @@ def _sync(device) -> None:
 
 def bench(methods=None, model: str | None = None, dataset: str = "digits16", batch_size: int = 128,
           steps: int = 20, warmup: int = 3, rounds: int = 3, device: str = "cpu", eps: float | None = None,
-          profile: str = "cpu", eval_attacks=None, autoattack: bool = False, seed: int = 0) -> dict:
+          profile: str = "cpu", eval_attacks=None, autoattack: bool = False, seed: int = 0,
+          precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> dict:  # noqa: A002
     """Measure every method (see the module docstring) and the evaluation attacks; return
     a JSON-serialisable dict with the device name, the settings and the results."""
     from advlit.config import RunConfig
@@ -83,6 +93,7 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
     from advlit.evaluate import attack_batch, parse_attack
     from advlit.methods import Batch, TrainContext, build_method
     from advlit.models import available_models, get_model
+    from advlit.precision import COMPILE_UNSUPPORTED, Precision, autocast_verdict
     from advlit.schedules import lr_schedule
     from advlit.utils import resolve_device, seed_everything
 
@@ -101,10 +112,12 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
     attacks = list(EVAL_ATTACKS if eval_attacks is None else eval_attacks) + (["aa"] if autoattack else [])
     specs = [parse_attack(a) for a in attacks]
     dev = resolve_device(device)
+    prec = Precision(precision, dev, channels_last, compile)
+    eager = Precision(precision, dev, channels_last, False)  # for the methods that cannot be compiled
     base = RunConfig()
     n = batch_size * steps  # the synthetic set: one epoch = the timed steps of one round
     gen = torch.Generator().manual_seed(seed)
-    x_all = torch.rand((n, *info.input_shape), generator=gen).to(dev)
+    x_all = prec.prepare_batch(torch.rand((n, *info.input_shape), generator=gen).to(dev))
     y_all = torch.randint(0, info.num_classes, (n,), generator=gen).to(dev)
     normalize = (info.mean, info.std) if info.mean is not None else None
     lr_at = lr_schedule("constant", base.lr, base.epochs, None)
@@ -116,6 +129,8 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         method = build_method(m, m_eps, s["alpha_ratio"], **s["method_args"])
         seed_everything(seed)
         net = get_model(model_name, info.num_classes, info.input_shape, normalize=normalize).to(dev)
+        uncompilable = [name for name in m.split("+") if name in COMPILE_UNSUPPORTED] if compile else []
+        net = (eager if uncompilable else prec).prepare_model(net)
         opt = torch.optim.SGD(net.parameters(), lr=base.lr, momentum=base.momentum, weight_decay=base.weight_decay)
         context = TrainContext(num_examples=n, input_shape=tuple(info.input_shape), num_classes=info.num_classes,
                                epochs=base.epochs, steps_per_epoch=steps, device=dev, pad=0, lr_at=lr_at,
@@ -123,7 +138,10 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         method.setup(net, opt, context)
         runs[m] = {"method": method, "model": net, "opt": opt, "iteration": 0}
         settings[m] = {"eps": m_eps, "alpha_ratio": s["alpha_ratio"], "method_args": s["method_args"],
-                       "settings_from": s["source"]}
+                       "settings_from": s["source"], "autocast_verdict": autocast_verdict(m, s["method_args"])[0],
+                       "compiled": bool(compile and not uncompilable)}
+        if uncompilable:
+            settings[m]["compile_note"] = f"not compiled: {COMPILE_UNSUPPORTED[uncompilable[0]]}"
 
     def batch(i: int, it: int) -> Batch:
         idx = torch.arange(i * batch_size, (i + 1) * batch_size, device=dev)
@@ -133,7 +151,8 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         r = runs[m]
         r["model"].train()
         for i in range(count):
-            r["method"].step(r["model"], r["opt"], batch(i % steps, r["iteration"]))
+            with prec.autocast():
+                r["method"].step(r["model"], r["opt"], batch(i % steps, r["iteration"]))
             r["iteration"] += 1
 
     for m in methods:  # warm-up (allocations, caches, cudnn autotuning), not timed
@@ -163,7 +182,8 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
             torch.manual_seed(seed)
             _sync(dev)
             t0 = time.perf_counter()
-            attack_batch(eval_model, xb, yb, s, eval_eps, base.eval_alpha_ratio * eval_eps, seed)
+            with prec.attack_autocast(s.name):
+                attack_batch(eval_model, xb, yb, s, eval_eps, base.eval_alpha_ratio * eval_eps, seed)
             _sync(dev)
             if r:
                 eval_times[s.name].append(time.perf_counter() - t0)
@@ -189,6 +209,8 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         "settings": {"methods": methods, "model": model_name, "dataset": dataset, "input_shape": list(info.input_shape),
                      "num_classes": info.num_classes, "batch_size": batch_size, "steps": steps, "warmup": warmup,
                      "rounds": rounds, "profile": profile, "seed": seed, "eval_attacks": attacks,
+                     "precision": prec.precision, "channels_last": prec.channels_last, "compile": prec.compile,
+                     "precision_label": precision_label(prec.precision, prec.channels_last, prec.compile),
                      "data": "synthetic: uniform inputs in [0, 1], uniform labels"},
         "memory_note": ("CUDA max_memory_allocated during the method's steps (all resident models included)"
                         if dev.type == "cuda" else
@@ -197,6 +219,13 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         "process_peak_rss_mb": _peak_rss_mb(),
         "results": results, "evaluation": evaluation,
     }
+
+
+def precision_label(precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> str:  # noqa: A002
+    """``"fp32"`` or ``"bf16 autocast + channels_last + torch.compile"``: the title's precision part."""
+    parts = ["bf16 autocast" if precision == "bf16" else precision]
+    parts += ["channels_last"] * bool(channels_last) + ["torch.compile"] * bool(compile)
+    return " + ".join(parts)
 
 
 def _ratio(value) -> str:
@@ -212,7 +241,8 @@ def format_bench(out: dict, markdown: bool = False) -> str:
     s = out["settings"]
     head = ["method", "s / step (best)", "s / step (median)", "images / s", "vs FGSM-RS (best)",
             "vs FGSM-RS (median)", "peak memory (MiB)"]
-    rows = [[m, f"{r['seconds_per_step']:.4f}", f"{r['median_seconds_per_step']:.4f}",
+    rows = [[m + (" (not compiled)" if r.get("compile_note") else ""), f"{r['seconds_per_step']:.4f}",
+             f"{r['median_seconds_per_step']:.4f}",
              f"{r['images_per_second']:.0f}", _ratio(r["ratio_to_fgsm_rs"]),
              _ratio(r["median_ratio_to_fgsm_rs"]), _mem(r["peak_memory_mb"])] for m, r in out["results"].items()]
     ehead = ["evaluation attack", "s / batch (best)", "s / batch (median)", "images / s"]
@@ -221,6 +251,8 @@ def format_bench(out: dict, markdown: bool = False) -> str:
     title = (f"{out['device']} (torch {out['torch']}, {out['threads']} thread(s)), measured {out['date']}: "
              f"{s['model']} on {s['dataset']}-shaped synthetic data, batch {s['batch_size']}, "
              f"{s['steps']} steps x {s['rounds']} rounds after {s['warmup']} warm-up steps")
+    if "precision" in s:  # files written before the precision options: fp32, and the title as it was
+        title += f"; {s.get('precision_label') or precision_label(s['precision'], s['channels_last'], s['compile'])}"
     if markdown:
         def table(h, body):
             return "\n".join(["| " + " | ".join(h) + " |", "|" + "---|" * len(h),

@@ -17,12 +17,20 @@ running over TCP without encryption" (the kernels listen on localhost only). Aft
 notebooks it writes the landing page's reproduction scorecard
 (:func:`advlit.scorecard.write_scorecard`, read-only over the records) and the measured
 cost per training step of the reproduction page (:func:`advlit.bench.write_bench_page`,
-from the ``results/*/bench_*.json`` that ``advlit bench --out`` wrote).
+from the ``results/*/bench_*.json`` that ``advlit bench --out`` wrote) and the per-method bf16
+autocast table beside it (:func:`advlit.precision.write_autocast_page`).
+
+While the book's own chapters run, every record each of them loads is logged
+(:func:`advlit.grid.note_load`) and written into ``results/<profile>/manifest.json``: the
+list of runs ``advlit grid`` trains (not rewritten when ``epochs``, ``seeds`` or ``eps`` is
+given, since those change what the chapters load).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,7 +74,8 @@ def _shown(path: Path) -> str:
 
 def notebooks(only=None) -> list[Path]:
     """The chapter notebooks in book order (file names start with a two-digit number)."""
-    paths = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if not p.name.startswith("_"))
+    # NN_name.ipynb only: not the hidden .NN_name.running.ipynb of a run in progress, nor NN_name.failed.ipynb
+    paths = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb") if "." not in p.stem)
     if only:
         wanted = set(only)
         unknown = wanted - {p.stem for p in paths}
@@ -134,11 +143,31 @@ def hide_injected_cells(path: Path) -> None:
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+#: notebook parameters that change which runs the chapters load: a book run given one of
+#: them does not rewrite the manifest of ``advlit grid``
+CHANGES_LOADS = ("epochs", "seeds", "eps")
+
+
+def records_manifest(params: dict) -> bool:
+    """Whether a run of the book's own chapters with ``params`` records what they load in
+    ``results/<profile>/manifest.json`` (:mod:`advlit.grid`): yes unless a parameter of
+    :data:`CHANGES_LOADS` is given, or the notebooks are not the book's (a test's folder)."""
+    if Path(NOTEBOOK_DIR).resolve() != (REPO_DIR / "notebooks").resolve():
+        return False
+    return not any(params.get(name) is not None for name in CHANGES_LOADS)
+
+
 def run_notebooks(profile: str = "cpu", only=None, output_dir=None, extra: dict | None = None,
-                  scorecard: bool = True) -> list[str]:
+                  scorecard: bool = True, manifest: bool | None = None) -> list[str]:
     """Run every notebook at ``profile``; return the names of those that failed. Then
-    (``scorecard=True``) write the scorecard of the landing page and print the summary."""
+    (``scorecard=True``) write the scorecard of the landing page and print the summary.
+
+    Each chapter's loads (:func:`advlit.grid.note_load`) are written into the manifest of
+    ``advlit grid`` in the results folder, replacing that chapter's entry when it ran
+    without failing (``manifest``: ``None`` decides by :func:`records_manifest`)."""
     import papermill as pm
+
+    from advlit.grid import LOAD_LOG_ENV, read_load_log, update_manifest
 
     check_profile(profile)
     if output_dir is None and profile != "cpu":
@@ -155,26 +184,42 @@ def run_notebooks(profile: str = "cpu", only=None, output_dir=None, extra: dict 
     given = NOTEBOOK_DIR / given if given and not Path(given).is_absolute() else given
     results_dir = experiments.results_dir_for(profile, given)
     before, start = record_state(results_dir), time.perf_counter()
-    failures, timings = [], {}
+    failures, timings, loads = [], {}, {}
+    record_loads = records_manifest(params) if manifest is None else manifest
+    log_dir = Path(tempfile.mkdtemp(prefix="advlit-loads-")) if record_loads else None
+    previous_log = os.environ.pop(LOAD_LOG_ENV, None)
     bar = tqdm(paths, desc=f"notebooks ({profile})", unit="nb")
-    for path in bar:
-        bar.set_postfix_str(path.stem)
-        target = Path(output_dir) / path.name if output_dir else path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.running.ipynb")
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(path), str(tmp), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                progress_bar=False, kernel_name="python3", extra_arguments=list(KERNEL_ARGS))
-            tmp.replace(target)
-            hide_injected_cells(target)
-        except Exception as err:  # keep going: report every failure at the end
-            failures.append(path.stem)
-            last = (str(err).strip().splitlines() or [""])[-1]
-            tqdm.write(f"FAILED {path.stem}: {type(err).__name__}: {last[:300]}")
-            if tmp.exists():
-                tmp.replace(target.with_name(f"{target.stem}.failed.ipynb"))
-        timings[path.stem] = time.perf_counter() - t0
+    try:
+        for path in bar:
+            bar.set_postfix_str(path.stem)
+            target = Path(output_dir) / path.name if output_dir else path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.stem}.running.ipynb")
+            if log_dir is not None:  # the kernel inherits it: advlit.experiments.run logs every load there
+                os.environ[LOAD_LOG_ENV] = str(log_dir / f"{path.stem}.jsonl")
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(str(path), str(tmp), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                    progress_bar=False, kernel_name="python3", extra_arguments=list(KERNEL_ARGS))
+                tmp.replace(target)
+                hide_injected_cells(target)
+                if log_dir is not None:
+                    loads[path.stem] = read_load_log(log_dir / f"{path.stem}.jsonl")
+            except Exception as err:  # keep going: report every failure at the end
+                failures.append(path.stem)
+                last = (str(err).strip().splitlines() or [""])[-1]
+                tqdm.write(f"FAILED {path.stem}: {type(err).__name__}: {last[:300]}")
+                if tmp.exists():
+                    tmp.replace(target.with_name(f"{target.stem}.failed.ipynb"))
+            timings[path.stem] = time.perf_counter() - t0
+    finally:
+        os.environ.pop(LOAD_LOG_ENV, None)
+        if previous_log is not None:
+            os.environ[LOAD_LOG_ENV] = previous_log
+        if log_dir is not None:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    manifest_path = update_manifest(results_dir, profile, loads, chapters=[p.stem for p in notebooks()]) \
+        if loads else None
     for name, secs in timings.items():
         status = "FAILED" if name in failures else "ok"
         print(f"{name:40s} {status:6s} {secs:7.1f} s")
@@ -186,11 +231,15 @@ def run_notebooks(profile: str = "cpu", only=None, output_dir=None, extra: dict 
 
         # beside the scorecard (book/_generated/bench.md), from results/*/bench_*.json; never measures
         write_bench_page(md_path=card.parent / "bench.md")
+        from advlit.precision import write_autocast_page
+
+        write_autocast_page(md_path=card.parent / "autocast.md")  # the per-method bf16 autocast table
     trained, reused = record_changes(before, record_state(results_dir))
     where = _shown(Path(output_dir) if output_dir else NOTEBOOK_DIR)
     print(f"{len(paths) - len(failures)} of {len(paths)} notebooks ran in {_duration(time.perf_counter() - start)}"
           + (f" (FAILED: {', '.join(failures)})" if failures else "")
           + f"; executed notebooks in {where}; run records in {_shown(results_dir)}: {trained} trained, {reused} reused (left unchanged)"
+          + (f"; loads recorded in {_shown(manifest_path.parent)}{manifest_path.name}" if manifest_path else "")
           + (f"; scorecard {_shown(card.parent)}{card.name}" if scorecard else "")
           + "; HTML: jupyter-book build . -> _build/html/index.html")
     return failures

@@ -1,4 +1,4 @@
-"""The ``advlit`` command line: ``train``, ``eval``, ``bench``, ``list``, ``data download`` and ``book run``.
+"""The ``advlit`` command line: ``train``, ``eval``, ``bench``, ``list``, ``data download``, ``data fake``, ``book run``, ``grid`` and ``compare``.
 
 Every user error (unknown method or dataset, eps outside (0, 1], a missing or damaged
 checkpoint, a missing dataset, an unusable device or ``--out``) prints one line
@@ -136,15 +136,44 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     bn.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and models (default 0)")
     bn.add_argument("--out", help="also write the results as JSON to this file")
+    bn.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="fp32 (default) or bf16 autocast for the steps and attacks (advlit.precision)")
+    bn.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")
+    bn.add_argument("--compile", action="store_true",
+                    help="torch.compile each model (methods that cannot be compiled run uncompiled, marked)")
 
     ls = sub.add_parser("list", help="list methods, datasets, models and named experiments")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "models", "experiments"])
 
-    d = sub.add_parser("data", help="download a vision dataset (needs internet)")
+    d = sub.add_parser("data", help="download a vision dataset (needs internet), or write a synthetic one")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     dd = dsub.add_parser("download", help="download NAME into --root (train and test splits)")
     dd.add_argument("name", help="cifar10, cifar100 or svhn (Tiny ImageNet: see the error message for its URL)")
     dd.add_argument("--root", help="target folder (default $ADVLIT_DATA or ~/data)")
+    df = dsub.add_parser(
+        "fake", help="write a small SYNTHETIC copy of a vision dataset in its real file format",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Write synthetic CIFAR-10, CIFAR-100, SVHN or Tiny ImageNet files into --root, in exactly\n"
+            "the real on-disk format (CIFAR python pickles, SVHN .mat files, the Tiny ImageNet folder),\n"
+            "so that the gpu profile's code path (real loaders, models, input shapes) can be tried\n"
+            "before, or without, downloading the real data, and tested on a CPU.\n\n"
+            "The images are class-dependent colour patterns plus noise: a model learns them a little,\n"
+            "and no number measured on them says anything about the real dataset. The marker file\n"
+            "ADVLIT_SYNTHETIC.json in --root lists what was written; advlit reads files listed there\n"
+            "(and unchanged since) as synthetic: the official checksums are not checked, the validation\n"
+            "split is the last N/10 training images (at most 1000) instead of 1000, and a warning says\n"
+            "the data are synthetic. Real data keep every check, and files already in --root that are\n"
+            "not synthetic are never overwritten."),
+        epilog=("example:\n"
+                "  advlit data fake --dataset cifar10 --root /tmp/fake-data\n"
+                "  advlit train --dataset cifar10 --data-root /tmp/fake-data --epochs 1 --out /tmp/run"))
+    df.add_argument("--dataset", required=True, help="cifar10, cifar100, svhn or tinyimagenet")
+    df.add_argument("--root", required=True, help="target folder; then pass it as --data-root / data_root")
+    df.add_argument("--train", type=_positive_int, default=1200,
+                    help="images of the official training split, validation part included (default 1200)")
+    df.add_argument("--test", type=_positive_int, default=200, help="images of the test split (default 200)")
+    df.add_argument("--seed", type=int, default=0, help="seed of the images and labels (default 0)")
 
     b = sub.add_parser("book", help="run the book's notebooks with papermill")
     bsub = b.add_subparsers(dest="book_command", required=True, parser_class=_Parser)
@@ -154,7 +183,58 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--output-dir", help="write executed notebooks here instead of in place")
     br.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="extra papermill parameter for every notebook")
+    _add_grid_parser(sub)
+    _add_compare_parser(sub)
     return parser
+
+
+def _add_grid_parser(sub) -> None:
+    g = sub.add_parser(
+        "grid", help="every run the chapters of a profile load: what is done, and --run trains the rest",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=("List every run the chapters of a profile load (recorded by `advlit book run` in\n"
+                     "results/<profile>/manifest.json; the cpu manifest stands for every profile) as done,\n"
+                     "partial (a checkpoint to resume) or missing, with the training time left, and with\n"
+                     "--run train what is not done, longest first: each run writes its record where the\n"
+                     "notebooks look, resumes from its checkpoint, and a current record is never retrained."),
+        epilog=("examples:\n"
+                "  advlit grid --profile gpu                                  # what is done, what is left\n"
+                "  advlit grid --profile gpu --run                            # one GPU\n"
+                "  advlit grid --profile gpu --run --gpus 0,1,2,3             # one worker per GPU\n"
+                "  advlit grid --profile gpu --run --executor slurm --partition gpu --time 8:00:00\n"
+                "  advlit grid --profile cpu --only 01_basics --run --workers 2"))
+    g.add_argument("--profile", default="cpu", help="cpu or gpu (default cpu)")
+    g.add_argument("--only", nargs="+", metavar="CHAPTER", help="only these chapters (notebook stems, e.g. 02_atas)")
+    g.add_argument("--experiment", action="append", default=[], metavar="NAME",
+                   help="also this named experiment at the profile's default seeds (one a chapter edit adds, "
+                        "before `advlit book run` records it); repeatable")
+    g.add_argument("--results-dir", help="where the records are (default results/<profile>)")
+    g.add_argument("--data-root", help="where vision datasets live (default $ADVLIT_DATA or ~/data)")
+    g.add_argument("--list", action="store_true", help="also list every run still to train")
+    g.add_argument("--run", action="store_true", help="train what is not done")
+    g.add_argument("--executor", default="local", choices=["local", "slurm"],
+                   help="local: processes on this machine (default); slurm: one submitit job-array task per run")
+    g.add_argument("--log-dir", help="job files, worker logs, submitit's folder (default runs/grid-<profile>)")
+    local = g.add_argument_group("--executor local")
+    local.add_argument("--workers", type=_positive_int, help="parallel worker processes (default 1; "
+                       "ADVLIT_THREADS torch threads each, default 1)")
+    local.add_argument("--gpus", help="CUDA device indices, one worker per device, e.g. 0,1,2,3")
+    slurm = g.add_argument_group("--executor slurm")
+    slurm.add_argument("--partition", help="Slurm partition")
+    slurm.add_argument("--time", help="time limit of each task (240, 4:00:00, 1-00:00:00); a longer run "
+                       "is requeued and resumes from its checkpoint")
+    slurm.add_argument("--gpus-per-job", type=int, help="GPUs per task (default 1 for runs on CUDA, else 0)")
+    slurm.add_argument("--cpus-per-task", type=_positive_int, help="CPU cores per task")
+    slurm.add_argument("--mem-gb", type=_positive_int, help="memory per task in GB")
+    slurm.add_argument("--max-parallel", type=_positive_int, help="tasks of the array running at once")
+    slurm.add_argument("--max-requeues", type=int, help="requeues after a time-out per task (default 3; "
+                       "preemptions do not count)")
+    slurm.add_argument("--slurm-arg", action="append", metavar="KEY=VALUE",
+                       help="another #SBATCH setting, e.g. account=myproj or qos=high")
+    slurm.add_argument("--setup", action="append", metavar="COMMAND",
+                       help="shell line run before each task, e.g. 'source .venv/bin/activate'")
+    slurm.add_argument("--wait", action="store_true", help="wait for the jobs, then submit the runs they "
+                       "unlock (ATAS's subsets); default: return after submitting")
 
 
 def config_with_method_defaults(seed: int, given: dict):
@@ -335,7 +415,8 @@ def _cmd_bench(args) -> int:
         raise ConfigError(f"--out {out_path} is a folder, not a file")
     out = bench(methods=args.methods, model=args.model, dataset=args.dataset, batch_size=args.batch_size,
                 steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, eps=args.eps,
-                profile=args.profile, eval_attacks=args.attacks, autoattack=args.autoattack, seed=args.seed)
+                profile=args.profile, eval_attacks=args.attacks, autoattack=args.autoattack, seed=args.seed,
+                precision=args.precision, channels_last=args.channels_last, compile=args.compile)
     print(format_bench(out))
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -347,6 +428,14 @@ def _cmd_bench(args) -> int:
 def _cmd_data(args) -> int:
     from advlit.data import get_dataset
 
+    if args.data_command == "fake":
+        from advlit.data.fake import write_fake_dataset
+
+        entry = write_fake_dataset(args.dataset, args.root, train=args.train, test=args.test, seed=args.seed)
+        print(f"wrote synthetic {args.dataset} into {args.root} (seed {args.seed}): {entry['train']} training images "
+              f"({entry['train'] - entry['val']} train + {entry['val']} val) and {entry['test']} test images; "
+              f"read it with --data-root {args.root} (data_root in notebooks)")
+        return 0
     for split in ("train", "test"):
         data = get_dataset(args.name, split, root=args.root, download=True)
         print(f"{args.name} {split}: {len(data)} examples")
@@ -365,6 +454,135 @@ def _cmd_book(args) -> int:
     return 1 if failures else 0
 
 
+def _cmd_grid(args) -> int:
+    import shutil
+
+    from advlit.grid import format_plan, parse_gpus, parse_time, plan_grid, run_grid
+
+    slurm_options = {"--partition": args.partition, "--time": args.time, "--gpus-per-job": args.gpus_per_job,
+                     "--cpus-per-task": args.cpus_per_task, "--mem-gb": args.mem_gb,
+                     "--max-parallel": args.max_parallel, "--max-requeues": args.max_requeues,
+                     "--slurm-arg": args.slurm_arg, "--setup": args.setup, "--wait": args.wait or None}
+    if args.executor == "local":
+        given = [flag for flag, value in slurm_options.items() if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} is an option of --executor slurm")
+    else:
+        for flag, value in (("--workers", args.workers), ("--gpus", args.gpus)):
+            if value is not None:
+                raise ConfigError(f"{flag} is an option of --executor local (Slurm places every run itself)")
+    if args.workers is not None and args.gpus is not None:
+        raise ConfigError("give --workers (processes) or --gpus (one worker per GPU), not both")
+    gpus = parse_gpus(args.gpus) if args.gpus is not None else None
+    time_min = parse_time(args.time) if args.time is not None else None
+    if args.gpus_per_job is not None and args.gpus_per_job < 0:
+        raise ConfigError(f"--gpus-per-job must be 0 or more, got {args.gpus_per_job}")
+    if args.max_requeues is not None and args.max_requeues < 0:
+        raise ConfigError(f"--max-requeues must be 0 or more, got {args.max_requeues}")
+    extra = _key_values(args.slurm_arg) if args.slurm_arg else None
+    plan = plan_grid(args.profile, args.results_dir, args.only, args.data_root, args.experiment)
+    todo = plan.todo()
+    on_cuda = any(str(job.config.device).startswith("cuda") for job in todo)
+    if args.run and todo:
+        if gpus is not None:
+            if not on_cuda:
+                raise ConfigError(f"--gpus: the {args.profile} profile's runs train on the CPU (the device is part "
+                                  "of their configuration hash); use --workers")
+            check_device(f"cuda:{max(gpus)}")
+        elif args.executor == "local":
+            for device in sorted({str(job.config.device) for job in todo}):
+                check_device(device)
+        if args.executor == "slurm":
+            if time_min is None:
+                raise ConfigError("--executor slurm needs --time, each task's time limit (a longer run is "
+                                  "requeued and resumes from its checkpoint)")
+            try:
+                import submitit  # noqa: F401
+            except ImportError:
+                raise ConfigError("--executor slurm needs submitit: pip install 'advlit[grid]'") from None
+            if shutil.which("sbatch") is None:
+                raise ConfigError("--executor slurm: Slurm's sbatch is not on this machine; run the command on the "
+                                  "cluster's login node, or use --executor local")
+    print(format_plan(plan, listing=args.list))
+    if not args.run:
+        if todo or plan.waiting:
+            print("train them with --run (local workers, --gpus or --executor slurm: advlit grid --help)")
+        return 0
+    if not todo and not plan.waiting:
+        return 0
+    slurm = None
+    if args.executor == "slurm":
+        slurm = {"time_min": time_min, "partition": args.partition, "cpus_per_task": args.cpus_per_task,
+                 "gpus_per_job": args.gpus_per_job if args.gpus_per_job is not None else int(on_cuda),
+                 "mem_gb": args.mem_gb, "max_parallel": args.max_parallel, "extra": extra, "setup": args.setup,
+                 "max_requeues": 3 if args.max_requeues is None else args.max_requeues}
+    try:
+        out = run_grid(args.profile, args.results_dir, args.only, args.data_root, executor=args.executor,
+                       workers=args.workers or 1, gpus=gpus, log_dir=args.log_dir, slurm=slurm, wait=args.wait,
+                       extra=args.experiment)
+    except KeyboardInterrupt:
+        print("advlit: interrupted; each run keeps the checkpoint of its last finished epoch: run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
+    last = out["plan"]
+    left = {s: sum(1 for j in last.jobs if j.state == s) for s in ("done", "partial", "missing")}
+    print(f"trained {len(out['trained'])}, failed {len(out['failed'])}, submitted {len(out['submitted'])}; now "
+          f"{left['done']} done, {left['partial']} partial, {left['missing']} missing, "
+          f"{sum(w.runs for w in last.waiting)} waiting of {len(last.jobs) + sum(w.runs for w in last.waiting)} runs")
+    return 1 if out["failed"] else 0
+
+
+def _add_compare_parser(sub) -> None:
+    c = sub.add_parser(
+        "compare", help="the comparison table (every method under one protocol) from the run records",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=("Print the comparison chapter's table from the records of the compare.* experiments\n"
+                     "(advlit.experiments.comparison): per method, mean +- std over seeds of clean, PGD-20,\n"
+                     "PGD-50, C&W and AutoAttack accuracy, collapses, seconds per epoch, the cost ratio to\n"
+                     "FGSM-RS from the records (not side by side: --bench adds advlit bench's side-by-side\n"
+                     "ratios) and a gradient-masking flag (AutoAttack > 5 points below PGD-50). Never trains.\n"
+                     "A method without a current record is a row saying 'missing' (exit status 0); with no\n"
+                     "record at all the command says how to make them and exits with status 2."),
+        epilog=("examples:\n"
+                "  advlit compare --profile cpu\n"
+                "  advlit compare --profile cpu --checkpoint best --format markdown\n"
+                "  advlit compare --profile gpu --protocol fastat --bench results/gpu/bench_gpu.json"))
+    c.add_argument("--profile", default="cpu", help="cpu or gpu (default cpu)")
+    c.add_argument("--results", help="where the records are (default results/<profile>)")
+    c.add_argument("--checkpoint", default="last", choices=["last", "best", "both"],
+                   help="checkpoint of the accuracy columns (default last)")
+    c.add_argument("--format", default="text", choices=["text", "markdown"], help="text (default) or markdown")
+    c.add_argument("--protocol", default="common", choices=["common", "fastat"],
+                   help="common: the compare.* runs (default); fastat: FastAT Benchmark's protocol (gpu profile)")
+    c.add_argument("--bench", help="an advlit bench JSON file whose side-by-side ratios to join")
+
+
+def _cmd_compare(args) -> int:
+    from advlit import compare
+    from advlit.experiments import check_profile, results_dir_for
+
+    check_profile(args.profile)
+    compare.metrics_for(args.profile, args.protocol)  # the fastat protocol at cpu: one line, status 2
+    if args.bench and not Path(args.bench).is_file():
+        raise ConfigError(f"--bench {args.bench}: no such file (write one with advlit bench --out FILE)")
+    records = compare.collect_records(args.profile, args.results, protocol=args.protocol)
+    if not any(records.values()):
+        where = results_dir_for(args.profile, args.results)
+        raise ConfigError(f"no current record of the comparison ({args.protocol} protocol) in {where}; make them "
+                          f"with: {compare.HOW_TO_MAKE.format(profile=args.profile)}")
+    checkpoint = ("best", "last") if args.checkpoint == "both" else args.checkpoint
+    table = compare.comparison_table(records, args.profile, checkpoint, protocol=args.protocol)
+    if args.bench:
+        table = compare.join_bench(table, args.bench, compare.protocol_epochs(args.profile, args.protocol))
+    done = sum(1 for r in records.values() if r)
+    print(f"{args.profile} profile, {args.protocol} protocol, {args.checkpoint} checkpoint: {done} of {len(records)} "
+          f"methods with records; cost ratios from the records are not measured side by side")
+    print(compare.format_table(table, args.format))
+    for note in compare.masking_notes(records, args.profile, ("best", "last"), args.protocol):
+        print(f"note: {note}")
+    return 0
+
+
 def main(argv=None) -> int:
     try:
         try:
@@ -373,7 +591,7 @@ def main(argv=None) -> int:
             raise ConfigError(str(err)) from None
         args = build_parser().parse_args(argv)
         handler = {"train": _cmd_train, "eval": _cmd_eval, "list": _cmd_list, "book": _cmd_book,
-                   "data": _cmd_data, "bench": _cmd_bench}[args.command]
+                   "data": _cmd_data, "bench": _cmd_bench, "grid": _cmd_grid, "compare": _cmd_compare}[args.command]
         return handler(args)
     except ConfigError as err:
         print(f"advlit: error: {err}", file=sys.stderr)

@@ -182,8 +182,36 @@ class Chapter:
         """Records of experiment ``name`` for each seed (trained now or reloaded)."""
         self.check_data(name)
         seeds = self.seeds if seeds is None else list(seeds)
+        # smoke: keep every run's weights, so that a later need_model=True does not retrain it
+        need_model = need_model or self.profile == "smoke"
         return experiments.run(name, self.profile, seeds=seeds, results_dir=self.results_dir,
                                need_model=need_model, **{**self.overrides, **overrides})
+
+    def attack(self, experiment: str, wanted: str, fallback: str | None = None) -> str | None:
+        """The final attack of ``experiment`` at this profile that stands for ``wanted``, so a
+        chapter need not spell each profile's attack names: ``wanted`` itself when the run
+        evaluates it, else the same attack in another version (``aa`` / ``aa-fast``) or with
+        other restarts (``pgd-50`` / ``pgd-50x10``), else ``fallback`` (``None``: none)."""
+        from advlit.evaluate import parse_attack
+
+        attacks = list(self.config(experiment).final_attacks)
+        if wanted in attacks:
+            return wanted
+        want = parse_attack(wanted)
+        for name in attacks:
+            spec = parse_attack(name)
+            if spec.kind == want.kind and (spec.kind == "aa" or (spec.steps, spec.loss) == (want.steps, want.loss)):
+                return name
+        return fallback
+
+    def size(self, n: int, kind: str = "points") -> int:
+        """A fixed size of an analysis cell (``kind``: ``"points"``, test images of an
+        analysis; ``"grid"``, points per axis of a landscape or a sweep; ``"images"``, test
+        images attacked for a table or a figure): ``n`` at the ``cpu`` and ``gpu`` profiles,
+        at most :data:`advlit.smoke.SIZES` ``[kind]`` at the ``smoke`` profile."""
+        from advlit.smoke import SIZES
+
+        return min(n, SIZES[kind]) if self.profile == "smoke" else n
 
     @property
     def eps(self) -> float:

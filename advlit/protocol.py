@@ -56,7 +56,7 @@ from advlit.utils import ConfigError, format_eps
 SETTINGS_FILE = REPO_DIR / "book" / "paper_tables" / "paper_settings.csv"
 #: chapter key -> module of :mod:`advlit.experiments` (which holds the deviations)
 CHAPTERS = {"basics": "basics", "atas": "atas", "init": "initialization", "las_at": "las_at", "last": "last",
-            "piat": "piat"}
+            "piat": "piat", "comparison": "comparison"}
 MATCH = "matches"
 CPU_REASON = ("the cpu profile's embedded stand-in (digits16, small CNN, eps = 0.2, a CPU budget of minutes); "
               "see the chapter's experiments module")

@@ -412,6 +412,18 @@ def scorecard(results_dirs: dict | None = None) -> list[dict]:
     return rows
 
 
+def chapter_title(chapter: str) -> str:
+    """The title of a chapter (the first heading of ``notebooks/src/<chapter>.py``), for the
+    scorecard's headings: a ``{doc}`` role in a heading shows as a path in the page's
+    table of contents."""
+    from advlit.results import REPO_DIR
+
+    for line in (REPO_DIR / "notebooks" / "src" / f"{chapter}.py").read_text().splitlines():
+        if line.startswith("# # "):
+            return line[4:].strip()
+    raise ValueError(f"chapter {chapter} has no title line")
+
+
 def render(rows: list[dict]) -> str:
     """The scorecard as MyST markdown (included by ``book/intro.md``): the rule, a count of
     the verdicts, and one table per chapter, each row linking to the chapter's section."""
@@ -428,7 +440,7 @@ def render(rows: list[dict]) -> str:
         "the chapters have been run at the paper's scale (records under `results/gpu/`).",
     ]
     for chapter in dict.fromkeys(row["chapter"] for row in rows):
-        lines += ["", f"### {{doc}}`/notebooks/{chapter}`", "",
+        lines += ["", f"### [{_cell(chapter_title(chapter))}](/notebooks/{chapter}.ipynb)", "",
                   "| Claim (A vs B) | Verdict (`cpu`) | Ours (`cpu`): A vs B, mean ± std "
                   "| Paper: A vs B (quoted; other data, model) | `gpu` |",
                   "|---|---|---|---|---|"]

@@ -1,9 +1,11 @@
-"""Shared pytest hooks: the record recheck names the path it took in the closing summary."""
+"""Shared pytest hooks: the record recheck names the path it took, and the smoke run of the
+chapters its time per chapter, in the closing summary."""
 
 
 def pytest_terminal_summary(terminalreporter):
     import sys
 
-    module = sys.modules.get("test_cached_records") or sys.modules.get("tests.test_cached_records")
-    for line in getattr(module, "SUMMARY", []):
-        terminalreporter.write_line(line)
+    for name in ("test_cached_records", "test_smoke_chapters"):
+        module = sys.modules.get(name) or sys.modules.get(f"tests.{name}")
+        for line in getattr(module, "SUMMARY", []):
+            terminalreporter.write_line(line)

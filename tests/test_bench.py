@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from advlit.bench import bench, format_bench, write_bench_page
 from advlit.cli import main
@@ -63,3 +64,54 @@ def test_bad_arguments_are_one_line(args, message, capsys):
     assert main(["bench", "--steps", "1", "--warmup", "0", "--rounds", "1", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("advlit: error:") and message in err[0], err
+
+
+# ------------------------------------------------------------ precision options (advlit.precision)
+def test_bf16_channels_last_are_stored_and_shown(tmp_path):
+    out = bench(methods=["fgsm_rs", "pgd_at"], precision="bf16", channels_last=True, **TINY)
+    s = out["settings"]
+    assert (s["precision"], s["channels_last"], s["compile"]) == ("bf16", True, False)
+    assert s["precision_label"] == "bf16 autocast + channels_last"
+    assert all(r["autocast_verdict"] == "yes" and r["compiled"] is False for r in out["results"].values())
+    assert all(r["seconds_per_step"] > 0 for r in out["results"].values())
+    assert "bf16 autocast + channels_last" in format_bench(out).splitlines()[0]
+    path = tmp_path / "bench_bf16.json"
+    path.write_text(json.dumps(out))
+    md = write_bench_page([path], tmp_path / "bench.md").read_text()
+    assert "; bf16 autocast + channels_last**" in md
+
+
+def test_fp32_is_labelled_and_old_files_keep_their_title(tiny):
+    assert tiny["settings"]["precision"] == "fp32" and format_bench(tiny).splitlines()[0].endswith("; fp32")
+    old = json.loads(json.dumps(tiny))  # a file written before the precision options
+    for key in ("precision", "channels_last", "compile", "precision_label"):
+        del old["settings"][key]
+    assert format_bench(old).splitlines()[0].endswith("warm-up steps")
+
+
+def test_cli_precision_options(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--methods", "fgsm_rs", "--batch-size", "4", "--steps", "1", "--warmup", "0",
+                 "--rounds", "1", "--attacks", "fgsm", "--precision", "bf16", "--channels-last",
+                 "--out", str(out)]) == 0
+    assert "bf16 autocast + channels_last" in capsys.readouterr().out
+    s = json.loads(out.read_text())["settings"]
+    assert (s["precision"], s["channels_last"], s["compile"]) == ("bf16", True, False)
+    assert main(["bench", "--steps", "1", "--precision", "fp16"]) == 2
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compile_runs_and_marks_what_cannot_be_compiled():
+    """torch.compile on the CPU (about a minute of compilation here); GradAlign's double
+    backprop cannot be compiled, so it runs uncompiled and its row says so."""
+    from advlit.precision import compile_problem
+
+    if compile_problem(torch.device("cpu")):
+        pytest.skip(compile_problem(torch.device("cpu")))
+    out = bench(methods=["fgsm_rs", "gradalign"], batch_size=8, steps=1, warmup=1, rounds=1, eval_attacks=[],
+                compile=True)
+    res = out["results"]
+    assert out["settings"]["compile"] is True and res["fgsm_rs"]["compiled"] is True
+    assert res["gradalign"]["compiled"] is False and "double backprop" in res["gradalign"]["compile_note"]
+    assert "gradalign (not compiled)" in format_bench(out)

@@ -131,3 +131,12 @@ def test_record_changes_counts_new_and_rewritten_records_as_trained():
     before = {"a": 1, "b": 2, "c": 3}
     after = {"a": 1, "b": 5, "c": 3, "d": 7}
     assert book.record_changes(before, after) == (2, 2)
+
+
+def test_only_chapter_notebooks_are_chapters(tmp_path, monkeypatch):
+    """A run in progress leaves .NN_name.running.ipynb, a failed one NN_name.failed.ipynb:
+    neither is a chapter to run (nor to smoke-test, nor to list)."""
+    monkeypatch.setattr(book, "NOTEBOOK_DIR", tmp_path)
+    for name in ("01_a.ipynb", ".01_a.running.ipynb", "01_a.failed.ipynb", "_draft.ipynb", "02_b.ipynb"):
+        _notebook(tmp_path / name, "pass")
+    assert [p.name for p in book.notebooks()] == ["01_a.ipynb", "02_b.ipynb"]

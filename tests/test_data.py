@@ -193,6 +193,21 @@ def test_cifar_loads_official_pickles_with_a_held_out_tail(tmp_path, without_md5
         assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
 
 
+@pytest.mark.parametrize("n_train", [999, 1000])
+def test_a_training_set_not_larger_than_the_held_out_part_is_refused_in_correct_words(
+        tmp_path, without_md5, n_train):
+    """Issue 15: exactly 1,000 images left nothing to train on, yet the message said "fewer
+    than the 1000 held out"; it now says what is needed, true at equality too."""
+    _fake_cifar(tmp_path, "cifar10", n_train=n_train)
+    assert len(get_dataset("cifar10", "test", root=tmp_path)) == 50
+    for split in ["train", "val"]:
+        with pytest.raises(DatasetNotFoundError) as caught:
+            get_dataset("cifar10", split, root=tmp_path)
+        message = str(caught.value)
+        assert f"has only {n_train} images" in message and "needs more than 1000" in message
+        assert "fewer than" not in message and "\n" not in message
+
+
 def test_svhn_loads_mat_files_and_maps_label_10_to_digit_0(tmp_path, without_md5):
     from scipy.io import savemat
 

@@ -86,7 +86,7 @@ def test_registry_errors_are_config_errors():
     with pytest.raises(ConfigError, match="preact_resnet18"):
         get_model("resnet50", 10, (3, 32, 32))
     with pytest.raises(ConfigError, match="does not take"):
-        get_model("preact_resnet18", 10, (3, 32, 32), width=2)
+        get_model("preact_resnet18", 10, (3, 32, 32), depth=2)  # its one option is width
     with pytest.raises(ConfigError, match="6n"):
         get_model("wrn", 10, (3, 32, 32), depth=11)
     with pytest.raises(ConfigError, match="image shape"):

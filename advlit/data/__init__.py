@@ -17,6 +17,7 @@ from pathlib import Path
 from advlit.data.augment import Augmentation
 from advlit.data.base import DatasetInfo, DatasetNotFoundError, IndexedDataset
 from advlit.data.digits import DIGITS16_INFO, DIGITS_INFO, load_digits_split
+from advlit.data.fake import write_fake_dataset
 from advlit.data.toy import CIRCLES3D_INFO, load_circles3d
 from advlit.data.vision import VISION_INFOS, default_data_root, load_vision_split
 from advlit.utils import ConfigError
@@ -31,6 +32,7 @@ __all__ = [
     "dataset_code",
     "default_data_root",
     "get_dataset",
+    "write_fake_dataset",
 ]
 
 SPLITS = ("train", "val", "test")

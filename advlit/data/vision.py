@@ -15,6 +15,16 @@ Splits, identical for every method and seed:
   5 images per class.
 * ``train``: the rest of the official training set.
 
+Synthetic data (``advlit data fake``, :mod:`advlit.data.fake`) are files in these same
+formats, written together with a marker :data:`SYNTHETIC_MARKER` in the root that lists each
+synthetic dataset with a digest of its files. A dataset is read as synthetic only when the
+marker lists it *and* its files still have that digest (:func:`synthetic_entry`); the
+official md5 checksums of torchvision are then replaced by that digest, the validation part
+shrinks to the last ``min(1000, N // 10)`` training images (Tiny ImageNet: as many, evenly
+spaced), and a warning says, once per dataset and root, that the data are synthetic. In
+every other case (no marker, a dataset it does not list, files changed since) the real
+checks apply unchanged: torchvision's md5 checks and the 1,000 held-out images.
+
 ``torchvision`` is imported inside the functions only, so ``import advlit.data`` works
 without it. When files are missing (or a download fails, e.g. offline),
 :class:`DatasetNotFoundError` says which dataset, the exact path looked at, and how to
@@ -23,6 +33,9 @@ get it; no torchvision traceback escapes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -41,6 +54,14 @@ TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_FOLDER = "tiny-imagenet-200"
 TINY_IMAGENET_VAL_EVERY = 100
 _TINY_CACHE_FORMAT = 1
+SYNTHETIC_MARKER = "ADVLIT_SYNTHETIC.json"
+CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+_CIFAR_FILES = {
+    "cifar10": [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch", "batches.meta"],
+    "cifar100": ["train", "test", "meta"],
+}
+SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+_warned_synthetic: set[tuple[str, str]] = set()
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -99,23 +120,121 @@ def default_data_root() -> Path:
 
 
 def load_vision_split(name: str, split: str, root=None, download: bool = False) -> IndexedDataset:
-    """Load ``split`` (``train``/``val``/``test``) of one of :data:`VISION_INFOS`."""
+    """Load ``split`` (``train``/``val``/``test``) of one of :data:`VISION_INFOS`.
+
+    Synthetic files (see the module docstring) load the same way, with a smaller validation
+    part; asking to ``download`` over them is a :class:`ConfigError` (the real data belong
+    in another root).
+    """
     root = default_data_root() if root is None else Path(root).expanduser()
     info = VISION_INFOS[name]
+    synthetic = synthetic_entry(name, root)
+    if synthetic is not None:
+        if download:
+            raise ConfigError(
+                f"{name} at {root} is synthetic (written by `advlit data fake`, listed in "
+                f"{root / SYNTHETIC_MARKER}); not downloading the real data over it: use another root"
+            )
+        _warn_synthetic(name, root)
+        info = dataclasses.replace(
+            info, source=f"SYNTHETIC {name} written by `advlit data fake` (seed {synthetic.get('seed')}), "
+                         f"not the real data; {info.source}")
+    digest = None if synthetic is None else synthetic["digest"]
     if name == "tinyimagenet":
-        images, labels = _load_tiny_imagenet(root, split, download)
+        images, labels = _load_tiny_imagenet(root, split, download, synthetic_digest=digest)
         return IndexedDataset(images, labels, info)
     official_split = "test" if split == "test" else "train"
-    images, labels = _TORCHVISION_LOADERS[name](root, official_split, download)
+    images, labels = _TORCHVISION_LOADERS[name](root, official_split, download, synthetic is None)
     if split != "test":
-        if images.shape[0] <= HELD_OUT:
+        held_out = HELD_OUT if synthetic is None else synthetic_held_out(images.shape[0])
+        if images.shape[0] <= held_out:
             raise DatasetNotFoundError(
-                f"{name}: the training set at {root} has only {images.shape[0]} images, "
-                f"fewer than the {HELD_OUT} held out for validation; is it complete?"
+                f"{name}: the training set at {root} has only {images.shape[0]} images; it needs more "
+                f"than {held_out}, as the last {held_out} are held out for validation; is it complete?"
             )
-        part = slice(-HELD_OUT, None) if split == "val" else slice(None, -HELD_OUT)
+        part = slice(-held_out, None) if split == "val" else slice(None, -held_out)
         images, labels = images[part].clone(), labels[part].clone()
     return IndexedDataset(images, labels, info)
+
+
+# ------------------------------------------------------------------------ synthetic data
+
+
+def synthetic_held_out(n_train: int) -> int:
+    """Validation images taken from ``n_train`` synthetic training images: ``N // 10``, at
+    least 1 and at most the 1,000 of the real datasets."""
+    return max(1, min(HELD_OUT, n_train // 10))
+
+
+def dataset_files(name: str, root: Path) -> list[Path]:
+    """The files of vision dataset ``name`` under ``root`` that its loader reads (Tiny
+    ImageNet: every file of its folder except advlit's caches), sorted; ``[]`` when one is missing."""
+    root = Path(root)
+    if name in CIFAR_FOLDERS:
+        files = [root / CIFAR_FOLDERS[name] / file for file in _CIFAR_FILES[name]]
+    elif name == "svhn":
+        files = [root / file for file in SVHN_FILES]
+    else:
+        folder = root / TINY_IMAGENET_FOLDER
+        files = sorted(path for path in folder.rglob("*")
+                       if path.is_file() and not path.name.startswith("advlit_cache_"))
+        return files if (folder / "wnids.txt").is_file() else []
+    return files if all(path.is_file() for path in files) else []
+
+
+def files_digest(files: list[Path], root: Path) -> str:
+    """One md5 over the paths (relative to ``root``) and contents of ``files``."""
+    total = hashlib.md5(usedforsecurity=False)
+    for path in files:
+        content = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                content.update(chunk)
+        total.update(f"{path.relative_to(root).as_posix()}\0{content.hexdigest()}\n".encode())
+    return total.hexdigest()
+
+
+def read_synthetic_marker(root: Path) -> dict:
+    """The ``datasets`` table of ``root``'s :data:`SYNTHETIC_MARKER` (``{}`` when there is
+    none; an unreadable marker is logged and counts as none)."""
+    marker = Path(root) / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return {}
+    try:
+        datasets = json.loads(marker.read_text())["datasets"]
+        if not isinstance(datasets, dict):
+            raise ValueError("'datasets' is not a table")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("ignoring unreadable synthetic-data marker %s: %s", marker, error)
+        return {}
+    return datasets
+
+
+def synthetic_entry(name: str, root: Path) -> dict | None:
+    """The marker's entry for ``name`` when ``root`` holds synthetic ``name`` files exactly as
+    ``advlit data fake`` wrote them (same digest), else ``None``: then the real checks apply."""
+    entry = read_synthetic_marker(root).get(name)
+    if not isinstance(entry, dict) or "digest" not in entry:
+        return None
+    files = dataset_files(name, root)
+    if not files:
+        return None  # missing files: the usual not-found error of the real path
+    if files_digest(files, root) != entry["digest"]:
+        logger.warning(
+            "%s lists %s as synthetic, but its files at %s changed since they were written; "
+            "reading them as real data (official checks apply)", Path(root) / SYNTHETIC_MARKER, name, root)
+        return None
+    return entry
+
+
+def _warn_synthetic(name: str, root: Path) -> None:
+    key = (name, str(Path(root).resolve()))
+    if key not in _warned_synthetic:
+        _warned_synthetic.add(key)
+        logger.warning(
+            "%s at %s is SYNTHETIC (written by `advlit data fake`): class-dependent patterns in the "
+            "real file format, for trying the code path; no number measured on it says anything "
+            "about the real %s", name, root, name)
 
 
 # --------------------------------------------------------------------------- torchvision
@@ -150,12 +269,27 @@ def _import_torchvision(name: str):
     return torchvision
 
 
-def _load_cifar(name: str, root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _without_checksums(cls):
+    """A subclass of torchvision's CIFAR10/CIFAR100/SVHN that reads the same files in the same
+    way but checks only that they exist (``check_integrity`` with ``md5=None``). Used for
+    synthetic files only, whose digest :func:`synthetic_entry` has already checked."""
+    if hasattr(cls, "split_list"):  # SVHN: {split: [url, filename, md5]}
+        attrs = {"split_list": {key: [url, file, None] for key, (url, file, _) in cls.split_list.items()}}
+    else:
+        attrs = {"train_list": [[file, None] for file, _ in cls.train_list],
+                 "test_list": [[file, None] for file, _ in cls.test_list],
+                 "meta": {**cls.meta, "md5": None}}
+    return type(f"Synthetic{cls.__name__}", (cls,), attrs)
+
+
+def _load_cifar(
+    name: str, root: Path, split: str, download: bool, verify: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     torchvision = _import_torchvision(name)
-    cls, folder = {
-        "cifar10": (torchvision.datasets.CIFAR10, "cifar-10-batches-py"),
-        "cifar100": (torchvision.datasets.CIFAR100, "cifar-100-python"),
-    }[name]
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
+    folder = CIFAR_FOLDERS[name]
+    if not verify:
+        cls = _without_checksums(cls)
     try:
         dataset = cls(str(root), train=(split == "train"), download=download)
     except Exception as error:  # torchvision raises RuntimeError, URLError, OSError, ...
@@ -165,11 +299,12 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> tuple[torc
     return images, torch.as_tensor(dataset.targets, dtype=torch.int64)
 
 
-def _load_svhn(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_svhn(root: Path, split: str, download: bool, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     torchvision = _import_torchvision("svhn")
     filename = f"{split}_32x32.mat"
+    cls = torchvision.datasets.SVHN if verify else _without_checksums(torchvision.datasets.SVHN)
     try:
-        dataset = torchvision.datasets.SVHN(str(root), split=split, download=download)
+        dataset = cls(str(root), split=split, download=download)
     except Exception as error:
         raise _missing(
             "svhn", root / filename, _how_to_get("svhn", filename, root), error, download
@@ -179,8 +314,8 @@ def _load_svhn(root: Path, split: str, download: bool) -> tuple[torch.Tensor, to
 
 
 _TORCHVISION_LOADERS = {
-    "cifar10": lambda root, split, download: _load_cifar("cifar10", root, split, download),
-    "cifar100": lambda root, split, download: _load_cifar("cifar100", root, split, download),
+    "cifar10": lambda root, split, download, verify: _load_cifar("cifar10", root, split, download, verify),
+    "cifar100": lambda root, split, download, verify: _load_cifar("cifar100", root, split, download, verify),
     "svhn": _load_svhn,
 }
 
@@ -188,12 +323,16 @@ _TORCHVISION_LOADERS = {
 # ------------------------------------------------------------------------- Tiny ImageNet
 
 
-def _load_tiny_imagenet(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_tiny_imagenet(
+    root: Path, split: str, download: bool, synthetic_digest: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tiny ImageNet from the standard ``tiny-imagenet-200/`` layout, cached as tensors.
 
     Classes are numbered in sorted WordNet-id order (what ``ImageFolder`` does on
     ``train/``). Decoding 100,000 JPEGs takes a while, so the decoded splits are saved as
     ``advlit_cache_<split>.pt`` next to the data; a read-only root just skips the cache.
+    ``synthetic_digest`` is the digest of synthetic files (``None`` for real data); the
+    cache records it, so a cache of synthetic files never stands in for real ones.
     """
     folder = root / TINY_IMAGENET_FOLDER
     cache = folder / f"advlit_cache_{split}.pt"
@@ -203,7 +342,7 @@ def _load_tiny_imagenet(root: Path, split: str, download: bool) -> tuple[torch.T
         except Exception as error:  # a truncated or foreign file: decode again
             logger.warning("ignoring unreadable cache %s: %s", cache, error)
             stored = {}
-        if stored.get("format") == _TINY_CACHE_FORMAT:
+        if stored.get("format") == _TINY_CACHE_FORMAT and stored.get("synthetic") == synthetic_digest:
             return stored["images"], stored["labels"]
     if not (folder / "wnids.txt").is_file() and download:
         _download_tiny_imagenet(root, folder)
@@ -216,9 +355,9 @@ def _load_tiny_imagenet(root: Path, split: str, download: bool) -> tuple[torch.T
             None,
             False,
         )
-    decoded = _decode_tiny_imagenet(folder, split)
+    decoded = _decode_tiny_imagenet(folder, split, synthetic=synthetic_digest is not None)
     for name, (images, labels) in decoded.items():
-        _save_cache(folder / f"advlit_cache_{name}.pt", images, labels)
+        _save_cache(folder / f"advlit_cache_{name}.pt", images, labels, synthetic_digest)
     return decoded[split]
 
 
@@ -232,8 +371,14 @@ def _download_tiny_imagenet(root: Path, folder: Path) -> None:
         ) from None
 
 
-def _decode_tiny_imagenet(folder: Path, split: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Decode the official train folder (-> ``train`` and ``val``) or val folder (-> ``test``)."""
+def _decode_tiny_imagenet(
+    folder: Path, split: str, synthetic: bool = False
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Decode the official train folder (-> ``train`` and ``val``) or val folder (-> ``test``).
+
+    ``val`` is every 100th training image; for synthetic files, :func:`synthetic_held_out`
+    images evenly spaced (every 10th of a small set; every 100th of 100,000, as for real data).
+    """
     wnids = sorted((folder / "wnids.txt").read_text().split())
     class_of = {wnid: i for i, wnid in enumerate(wnids)}
     if split == "test":
@@ -251,7 +396,11 @@ def _decode_tiny_imagenet(folder: Path, split: str) -> dict[str, tuple[torch.Ten
             labels.append(class_of[wnid])
     images, labels = _read_images(files), torch.tensor(labels, dtype=torch.int64)
     held_out = torch.zeros(len(files), dtype=torch.bool)
-    held_out[::TINY_IMAGENET_VAL_EVERY] = True
+    if synthetic:
+        count = synthetic_held_out(len(files))
+        held_out[torch.arange(0, len(files), max(1, len(files) // count))[:count]] = True
+    else:
+        held_out[::TINY_IMAGENET_VAL_EVERY] = True
     return {
         "train": (images[~held_out], labels[~held_out]),
         "val": (images[held_out], labels[held_out]),
@@ -272,11 +421,14 @@ def _read_images(files: list[Path]) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 
-def _save_cache(path: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
+def _save_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, synthetic: str | None = None) -> None:
     """Write atomically (temp file + rename); a read-only data folder only logs a warning."""
     temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    stored = {"format": _TINY_CACHE_FORMAT, "images": images, "labels": labels}
+    if synthetic is not None:
+        stored["synthetic"] = synthetic
     try:
-        torch.save({"format": _TINY_CACHE_FORMAT, "images": images, "labels": labels}, temporary)
+        torch.save(stored, temporary)
         os.replace(temporary, path)
     except OSError as error:
         logger.warning("could not cache decoded Tiny ImageNet at %s: %s", path, error)

@@ -22,6 +22,7 @@ import pkgutil
 from dataclasses import fields
 from pathlib import Path
 
+from advlit import smoke as _smoke
 from advlit.config import RunConfig
 from advlit.utils import ConfigError
 
@@ -37,7 +38,10 @@ PROFILES = {
         final_attacks=["clean", "fgsm", "pgd-10", "pgd-50x10", "cw-20", "aa"], aa_subset=None,
     ),
 }
-DEFAULT_SEEDS = {"cpu": [0, 1, 2], "gpu": [0, 1, 2]}
+#: ``smoke``: the gpu profile's experiments shrunk to run on CPU in the tests (:mod:`advlit.smoke`:
+#: every reduction, with its reason); one seed
+PROFILES["smoke"] = _smoke.shrink(PROFILES["gpu"])
+DEFAULT_SEEDS = {"cpu": [0, 1, 2], "gpu": [0, 1, 2], "smoke": [0]}
 
 _EXPERIMENTS: dict[str, dict] = {}
 _METHOD_DEFAULTS: dict[str, dict] = {}
@@ -85,7 +89,8 @@ def list_experiments(prefix: str = "") -> list[str]:
 
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose 'cpu' (embedded data, minutes) or 'gpu' (paper scale)")
+        raise ConfigError(f"unknown profile {profile!r}; choose 'cpu' (embedded data, minutes) or 'gpu' (paper scale)"
+                          " (or 'smoke': the gpu code path shrunk for a CPU test)")
     return profile
 
 
@@ -97,7 +102,10 @@ def get_config(name: str, profile: str = "cpu", seed: int = 0, **overrides) -> R
     if name not in experiments:
         raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(experiments))}")
     spec = experiments[name]
-    settings = {**PROFILES[profile], **spec.get("common", {}), **spec.get(profile, {})}
+    layer = "gpu" if profile == "smoke" else profile  # smoke: the gpu experiments, then shrunk
+    settings = {**PROFILES[layer], **spec.get("common", {}), **spec.get(layer, {})}
+    if profile == "smoke":
+        settings = _smoke.shrink(settings)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["seed"] = seed
     known = {f.name for f in fields(RunConfig)}
@@ -108,18 +116,30 @@ def get_config(name: str, profile: str = "cpu", seed: int = 0, **overrides) -> R
 
 
 def results_dir_for(profile: str, results_dir: str | Path | None = None) -> Path:
-    """``results/<profile>`` at the repository root unless ``results_dir`` is given."""
+    """``results/<profile>`` at the repository root unless ``results_dir`` is given (the
+    ``smoke`` profile: a temporary folder, :func:`advlit.smoke.default_results_dir`)."""
     from advlit.results import REPO_DIR
 
+    if profile == "smoke" and not results_dir:
+        return _smoke.default_results_dir()
     return Path(results_dir) if results_dir else REPO_DIR / "results" / profile
 
 
 def run(name: str, profile: str = "cpu", seeds=None, results_dir=None, need_model: bool = False,
         progress: bool | None = False, **overrides) -> list[dict]:
-    """Train (or reload) experiment ``name`` for every seed; return the run records."""
+    """Train (or reload) experiment ``name`` for every seed; return the run records.
+
+    Every record a chapter loads comes through here, and each load is reported to
+    :func:`advlit.grid.note_load`: ``advlit book run`` records them in
+    ``results/<profile>/manifest.json``, the list of runs ``advlit grid`` trains."""
+    from advlit.grid import note_load
     from advlit.results import run_or_load
 
     seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else list(seeds)
     out = results_dir_for(profile, results_dir)
-    return [run_or_load(get_config(name, profile, seed=s, **overrides), out, need_model=need_model, progress=progress)
-            for s in seeds]
+    records = []
+    for s in seeds:
+        config = get_config(name, profile, seed=s, **overrides)
+        note_load(name, profile, s, need_model, overrides, config)
+        records.append(run_or_load(config, out, need_model=need_model, progress=progress))
+    return records

@@ -45,6 +45,8 @@ import logging
 import time
 from pathlib import Path
 
+from advlit.grid import derived
+
 ATTACKS_CPU = ["clean", "pgd-10", "pgd-20", "pgd-50", "aa-fast"]
 #: cpu evaluation budget: validation on 100 held-out digits, AutoAttack (APGD-CE + APGD-T,
 #: "aa-fast") on the first 50 test digits; the 2 CPU cores of the book build are shared.
@@ -96,11 +98,14 @@ EXPERIMENTS = {
     # Table I and the catastrophic-overfitting pair
     "atas.fgsm_rs": _exp("fgsm_rs", 1.25),
     "atas.fgsm_rs_2eps": _exp("fgsm_rs", 2.0),
-    "atas.atas": _exp("atas", 2.0, cpu=dict(method_args=ATAS_CPU), gpu=dict(method_args=ATAS_CIFAR), **PIECEWISE),
+    # gpu: track_norms too, for the chapter's GN histogram, subsets (Fig. 3, 6a) and Fig. 10 (records only)
+    "atas.atas": _exp("atas", 2.0, cpu=dict(method_args=ATAS_CPU), gpu=dict(method_args=dict(ATAS_CIFAR, track_norms=True)),
+                      **PIECEWISE),
     "atas.atas_code": _exp("atas", 2.0, cpu=dict(method_args=dict(ATAS_CPU, max_step_ratio=1.75, warmup_epochs=5)),
                            gpu=dict(method_args=dict(ATAS_CIFAR, min_step_ratio=0.5, max_step_ratio=1.75,
                                                      warmup_epochs=5)), **PIECEWISE),
-    "atas.atta": _exp("atta", 0.5, cpu=dict(method_args=dict(track_norms=True)), **PIECEWISE),
+    "atas.atta": _exp("atta", 0.5, cpu=dict(method_args=dict(track_norms=True)), gpu=dict(method_args=dict(track_norms=True)),
+                      **PIECEWISE),
     "atas.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
     "atas.free_at": _exp("free_at", 1.0, cpu=dict(method_args=dict(replays=4), epochs=15),
                          gpu=dict(method_args=dict(replays=8), epochs=10)),
@@ -147,8 +152,11 @@ def subset_indices(chapter, lo: int, hi: int, source: str = "atas.atta", seed: i
     return decile_subset(average_norms_from_record(record), lo, hi).tolist()
 
 
+@derived
 def run_subset(chapter, name: str, lo: int, hi: int, seeds=None) -> list[dict]:
-    """Train experiment ``name`` (a ``subset+...`` spec) on D_lo^hi for every seed."""
+    """Train experiment ``name`` (a ``subset+...`` spec) on D_lo^hi for every seed. The
+    subset's indices come from the ATTA run, so ``advlit grid`` replays this helper at each
+    profile once that run is done (:func:`advlit.grid.derived`)."""
     indices = subset_indices(chapter, lo, hi)
     return chapter.run(name, seeds=seeds, method_args={"subset.indices": indices})
 

@@ -7,7 +7,7 @@
                       normalize=info.normalize)     # Sequential(Normalize, PreActResNet18)
 
 Names: ``small_cnn`` (digits, no BatchNorm), ``mlp`` (PIAT's toy data), ``preact_resnet18``
-(the fast-AT standard), ``resnet18``, ``wrn`` (``depth=34, width=10`` by default; aliases
+(the fast-AT standard) and ``resnet18`` (option ``width``, 64 by default), ``wrn`` (``depth=34, width=10`` by default; aliases
 ``wrn34_10`` and ``wrn28_10``); vision transformers (:mod:`advlit.models.vit`): ``vit`` (any
 ``patch``, ``dim``, ``depth``, ``heads``, ``mlp_ratio``; by default DeiT-Ti's shape, width 192,
 depth 12, 3 heads, patch 4), ``vit_tiny_digits`` (width 32, depth 2, 2 heads, patch 4: trains
@@ -80,8 +80,10 @@ _REGISTRY: dict[str, _Entry] = {
         options=("hidden",),
         needs_image=False,
     ),
-    "preact_resnet18": _Entry(lambda k, shape: PreActResNet18(_image_channels(shape), k)),
-    "resnet18": _Entry(lambda k, shape: ResNet18(_image_channels(shape), k)),
+    # width: channels of the first stage (64, the default, is the papers' network; the smoke run uses 8)
+    "preact_resnet18": _Entry(lambda k, shape, **kw: PreActResNet18(_image_channels(shape), k, **kw),
+                              options=("width",)),
+    "resnet18": _Entry(lambda k, shape, **kw: ResNet18(_image_channels(shape), k, **kw), options=("width",)),
     "wrn": _Entry(
         lambda k, shape, **kw: WideResNet(in_channels=_image_channels(shape), num_classes=k, **kw),
         options=("depth", "width", "dropout"),

@@ -43,16 +43,25 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    """PreActResNet-18 for ``in_channels``-channel images of any size >= 8x8."""
+    """PreActResNet-18 for ``in_channels``-channel images of any size >= 8x8.
+
+    ``width`` is the number of channels of the stem and the first stage (the stages have
+    ``width``, 2, 4 and 8 times ``width``); 64, the default, is the papers' network. A
+    smaller width keeps the layers and the code path and divides the FLOPs by about
+    ``(64 / width) ** 2`` (the smoke run of the chapters, :mod:`advlit.smoke`, uses 8).
+    """
 
     stage_widths = (64, 128, 256, 512)
     blocks_per_stage = 2
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        stages, in_planes = [], 64
-        for k, planes in enumerate(self.stage_widths):
+        if int(width) < 1:
+            raise ValueError(f"PreActResNet18 width must be a positive integer, got {width}")
+        widths = tuple(int(width) * w // 64 for w in self.stage_widths)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        stages, in_planes = [], widths[0]
+        for k, planes in enumerate(widths):
             blocks = []
             for b in range(self.blocks_per_stage):
                 stride = 2 if (k > 0 and b == 0) else 1

@@ -36,17 +36,24 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 for ``in_channels``-channel images of any size >= 8x8."""
+    """ResNet-18 for ``in_channels``-channel images of any size >= 8x8.
+
+    ``width``: channels of the stem and the first stage (stages ``width`` x 1, 2, 4, 8);
+    64, the default, is the papers' network (see :class:`PreActResNet18`).
+    """
 
     stage_widths = (64, 128, 256, 512)
     blocks_per_stage = 2
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        stages, in_planes = [], 64
-        for k, planes in enumerate(self.stage_widths):
+        if int(width) < 1:
+            raise ValueError(f"ResNet18 width must be a positive integer, got {width}")
+        widths = tuple(int(width) * w // 64 for w in self.stage_widths)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages, in_planes = [], widths[0]
+        for k, planes in enumerate(widths):
             blocks = []
             for b in range(self.blocks_per_stage):
                 blocks.append(BasicBlock(in_planes, planes, 2 if (k > 0 and b == 0) else 1))

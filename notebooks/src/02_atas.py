@@ -50,6 +50,8 @@ chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=see
 EPS = chapter.eps
 CPU = chapter.profile == "cpu"
 ONE_SEED = chapter.seeds[:1]
+# the PGD column of the chapter's tables: PGD-20 on cpu; the gpu profile's attacks have PGD-10, not PGD-20
+PGD = chapter.attack("atas.fgsm_rs", "pgd-20", fallback="pgd-10")
 print(chapter.describe())
 
 # %% [markdown]
@@ -75,7 +77,7 @@ for label, records in co.items():
         rows.append({"method": label, "seed": rec["config"]["seed"],
                      "collapsed (detector)": rec["overfitting"]["detected"],
                      "collapse epoch": rec["overfitting"]["epoch"],
-                     "final test PGD-20 (%)": round(rec["final"]["last"]["pgd-20"], 1),
+                     f"final test {PGD.upper()} (%)": round(rec["final"]["last"][PGD], 1),
                      "final test clean (%)": round(rec["final"]["last"]["clean"], 1)})
 pd.DataFrame(rows).set_index(["method", "seed"])
 
@@ -237,7 +239,7 @@ plt.show()
 pd.DataFrame([{"subset": label, "seed": rec["config"]["seed"], "collapsed": rec["overfitting"]["detected"],
                "collapse epoch": rec["overfitting"]["epoch"],
                "peak val PGD-20": rec["overfitting"]["peak_robust"],
-               "final test PGD-20": round(rec["final"]["last"]["pgd-20"], 1)}
+               f"final test {PGD.upper()}": round(rec["final"]["last"][PGD], 1)}
               for label, records in subsets.items() for rec in records]).set_index(["subset", "seed"])
 
 # %% [markdown]
@@ -258,14 +260,14 @@ sweep = {0.5: chapter.run("atas.fgsm_rs_step0.5", seeds=ONE_SEED),
          1.5: chapter.run("atas.fgsm_rs_step1.5", seeds=ONE_SEED),
          2.0: chapter.run("atas.fgsm_rs_2eps")}
 sweep_table = pd.DataFrame([{"alpha / eps": r, "seeds": len(recs),
-                             "test PGD-20 (mean)": round(mean_std(x["final"]["last"]["pgd-20"] for x in recs)[0], 1),
+                             f"test {PGD.upper()} (mean)": round(mean_std(x["final"]["last"][PGD] for x in recs)[0], 1),
                              "test clean (mean)": round(mean_std(x["final"]["last"]["clean"] for x in recs)[0], 1),
                              "collapsed runs": sum(x["overfitting"]["detected"] for x in recs)}
                             for r, recs in sweep.items()]).set_index("alpha / eps")
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(sweep_table.index, sweep_table["test PGD-20 (mean)"], marker="o")
+ax.plot(sweep_table.index, sweep_table[f"test {PGD.upper()} (mean)"], marker="o")
 ax.set_xlabel(r"FGSM-RS step $\alpha / \epsilon$")
-ax.set_ylabel("test PGD-20 accuracy (%)")
+ax.set_ylabel(f"test {PGD.upper()} accuracy (%)")
 plt.show()
 
 # %% tags=["hide-input"]
@@ -295,10 +297,11 @@ TABLE = {"FGSM-RS (alpha 1.25 eps)": "atas.fgsm_rs", "FGSM-RS (alpha 2 eps)": "a
          "GradAlign (FGSM-GA)": "atas.gradalign", "Free-AT": "atas.free_at", "ATTA": "atas.atta",
          "ATAS": "atas.atas", "PGD-AT (10 steps)": "atas.pgd_at"}
 table_records = {label: chapter.run(name) for label, name in TABLE.items()}
-AA = "aa-fast" if CPU else "aa"
-PGD50 = "pgd-50" if CPU else "pgd-50x10"
+AA = chapter.attack("atas.atas", "aa")  # aa-fast on cpu, the standard AutoAttack on gpu
+PGD50 = chapter.attack("atas.atas", "pgd-50")  # pgd-50 on cpu, pgd-50x10 (10 restarts) on gpu
+METRICS = [m for m in ("clean", "pgd-10", "pgd-20", PGD50, AA) if m in chapter.config("atas.atas").final_attacks]
 # NBVAL_CHECK_OUTPUT
-summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_time=False)
+summarize(table_records, metrics=METRICS, with_time=False)
 
 # %% [markdown]
 # **How ATAS's `cpu` setting was chosen.** With the maximum step $\gamma / c$ fixed at
@@ -313,7 +316,9 @@ summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_
 def variant_label(name):
     config = chapter.config(name)
     args = config.method_args
-    return (f"c = {args['c']}, min {args['min_step_ratio']} eps, {config.lr_schedule} LR"
+    minimum = f"min {args['min_step_ratio']} eps" if "min_step_ratio" in args else "no min step"  # gpu: none
+    c = args.get("c", "default")  # gpu: the variants are the cpu setting's selection (method defaults)
+    return (f"c = {c}, {minimum}, {config.lr_schedule} LR"
             + (" (atas.atas)" if name == "atas.atas" else ""))
 
 
@@ -321,7 +326,7 @@ variant_records = {variant_label(name): chapter.run(name) for name in atas_exper
 selection = pd.DataFrame({label: {
     "val PGD-20, last epoch (mean)": round(mean_std(r["history"][-1]["val_robust"] for r in recs)[0], 1),
     "collapsed": sum(r["overfitting"]["detected"] for r in recs),
-    **{f"test {m} (last)": "%.1f +- %.1f" % mean_std(r["final"]["last"][m] for r in recs) for m in ("pgd-20", AA)}}
+    **{f"test {m} (last)": "%.1f +- %.1f" % mean_std(r["final"]["last"][m] for r in recs) for m in (PGD, AA)}}
     for label, recs in variant_records.items()}).T
 print("highest validation accuracy:", selection["val PGD-20, last epoch (mean)"].idxmax())
 selection
@@ -363,7 +368,7 @@ timing_table
 # hashes of the runs (`atas_landscapes.json`).
 
 # %% tags=["hide-input"]
-land = atas_experiments.landscapes(chapter)
+land = atas_experiments.landscapes(chapter, n_points=chapter.size(64, "points"), grid=chapter.size(21, "grid"))
 fig = plt.figure(figsize=(10, 4))
 for i, (name, title) in enumerate((("atas.fgsm_rs_2eps", "FGSM-RS, alpha = 2 eps"), ("atas.atas", "ATAS"))):
     ax = fig.add_subplot(1, 2, i + 1, projection="3d")
@@ -472,7 +477,7 @@ paper.pivot_table(index="method", columns="metric", values="value", aggfunc="fir
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
-summarize(table_records, metrics=("clean", "pgd-10", "pgd-20", PGD50, AA), with_time=False)
+summarize(table_records, metrics=METRICS, with_time=False)
 
 # %% [markdown]
 # Where they agree and where they do not, at this scale:

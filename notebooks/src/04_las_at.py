@@ -230,7 +230,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
-METRICS = ("clean", "pgd-20", "cw-20", "aa-fast")
+METRICS = tuple(chapter.attack("las.las_pgd_at", m) for m in ("clean", "pgd-20", "cw-20", "aa-fast"))  # gpu: "aa"
 pd.concat({which: summarize(main, metrics=METRICS, checkpoint=which, with_time=False) for which in ("best", "last")})
 
 # %% [markdown]

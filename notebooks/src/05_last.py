@@ -83,7 +83,9 @@ proxy = copy.deepcopy(target)
 proxy.load_state_dict(final_state(fig_runs["LF-AT"])["method"]["proxy"])  # the stored weights (results.WEIGHTS)
 proxy.eval()
 test = get_dataset(chapter.config("last.fig_lf_at").dataset, "test", root=data_root)
-x_test, y_test = test.batch(torch.arange(len(test)))
+# the figure's test images: all 397 digits on cpu; at most 1,000 (one attack batch) of CIFAR-10's 10,000 on gpu
+N_TEST = chapter.size(min(len(test), 1000), "images")
+x_test, y_test = test.batch(torch.arange(N_TEST))
 torch.manual_seed(0)
 x_adv = attack_batch(target.eval(), x_test, y_test, parse_attack("pgd-10"), EPS, EPS / 4, seed=0)
 maps = input_gradient_maps({"target theta": target, "proxy omega": proxy}, x_test, y_test, x_adv)
@@ -306,7 +308,8 @@ show_source(FastBAT.loss)
 # accuracy (early stopping, as the paper reports), the *last* one is the end of training.
 
 # %% tags=["hide-input"]
-METRICS = ["clean", "pgd-10", "pgd-50", "aa-fast"]
+# each profile's version of the attacks (gpu: pgd-50x10 for pgd-50, the standard AutoAttack for aa-fast)
+METRICS = [chapter.attack("last.fgsm_rs", m) for m in ("clean", "pgd-10", "pgd-50", "aa-fast")]
 def seeds_for(name: str) -> list[int]:
     """The chapter's seeds, except for the side experiments that use the first seed only."""
     return ONE_SEED if name in ONE_SEED_EXPERIMENTS else chapter.seeds
@@ -483,7 +486,8 @@ gamma_table
 fig = plt.figure(figsize=(10, 4))
 gaps = {}
 for k, (label, model) in enumerate(fig_models.items()):
-    res = adversarial_landscape(model, x_test[:128], y_test[:128], EPS, n=15, seed=0)
+    n_points = chapter.size(128, "points")
+    res = adversarial_landscape(model, x_test[:n_points], y_test[:n_points], EPS, n=chapter.size(15, "grid"), seed=0)
     ax = fig.add_subplot(1, 2, k + 1, projection="3d")
     gaps[label] = {"min loss": round(res["loss"].min().item(), 3), "max loss": round(res["loss"].max().item(), 3),
                    "gap": round((res["loss"].max() - res["loss"].min()).item(), 3)}
@@ -531,7 +535,8 @@ def mixup_rows():
     for label, model in fig_models.items():
         row = {}
         for budget in (EPS, EPS2):
-            res = mixup_robustness(model, test, budget, attacks=["pgd-10", "pgd-50"], seed=0, subset=200)
+            res = mixup_robustness(model, test, budget, attacks=["pgd-10", "pgd-50"], seed=0,
+                                   subset=chapter.size(200, "images"))
             row.update({f"{k} @ {format_eps(budget)}": round(v, 1) for k, v in res.items()})
         rows[label] = row
     return rows
@@ -592,7 +597,7 @@ paper_table("last_table6.csv").pivot(index="method", columns="metric", values="v
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
-for metric in ["clean", "pgd-10", "pgd-50", "aa-fast"]:
+for metric in METRICS:
     print(f"LF-AT minus FGSM-RS at eps {format_eps(EPS)}, best checkpoint, {metric}: "
           f"{mean_of('last.lf_at', metric) - mean_of('last.fgsm_rs', metric):+.1f} points "
           f"({len(seeds_for('last.lf_at'))} seed(s) each, profile {chapter.profile})")
