@@ -38,11 +38,13 @@ and the local executor only keeps N processes busy.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -520,13 +522,42 @@ def run_local(jobs: list, results_dir, workers: int = 1, gpus=None, log_dir=None
     """Train ``jobs`` in order, each in its own ``python -m advlit.grid`` process, at most
     ``workers`` at a time (or one per GPU of ``gpus``, with ``CUDA_VISIBLE_DEVICES`` set);
     ``ADVLIT_THREADS`` (default 1) sets each worker's torch threads. Returns ``(trained,
-    failed)`` run names. ``on_start(job, process)`` is called as each process starts."""
+    failed)`` run names. ``on_start(job, process)`` is called as each process starts.
+
+    Interrupted (Ctrl-C, or ``kill`` / SIGTERM, as a job scheduler or a session's end
+    sends), it stops its workers before it exits: each run keeps its checkpoint of the last
+    finished epoch and resumes from it on the next invocation, and no orphaned worker goes
+    on training behind a restarted grid."""
     log_dir = Path(log_dir) if log_dir is not None else Path(results_dir) / ".grid"
     (log_dir / "jobs").mkdir(parents=True, exist_ok=True)
     (log_dir / "logs").mkdir(parents=True, exist_ok=True)
     slots = list(gpus) if gpus else [None] * workers
-    queue, running, trained, failed = list(jobs), {}, [], []
-    total, finished = len(queue), 0
+    with _sigterm_as_exit():
+        return _run_slots(list(jobs), slots, log_dir, results_dir, on_start, echo)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM raises :class:`SystemExit` here (by default it ends the process at once,
+    leaving the worker processes running); restored afterwards. Main thread only."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_slots(queue, slots, log_dir, results_dir, on_start, echo):
+    running, trained, failed, total, finished = {}, [], [], len(queue), 0
     try:
         while queue or running:
             for slot, gpu in enumerate(slots):

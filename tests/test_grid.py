@@ -2,7 +2,9 @@
 the Slurm path (submitit's local executor) write the records the notebooks read, a killed
 worker's run resumes to the uninterrupted record, and bad options are one line, exit 2."""
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -106,6 +108,43 @@ def test_a_killed_worker_resumes_to_the_uninterrupted_record(tiny, tmp_path):
     done = killed["epochs_done"]
     assert [r["seconds"] for r in resumed["history"][:done]] == [r["seconds"] for r in killed["history"]]  # resumed
     assert same_numbers(resumed, run_or_load(config, tmp_path / "straight"))
+
+
+GRID_UNDER_SIGTERM = """
+import sys, types
+from pathlib import Path
+import advlit.grid as grid
+out = Path(sys.argv[1])
+worker = out / "worker.py"  # stands for `python -m advlit.grid SPEC`: writes its pid, then trains for a minute
+worker.write_text("import os, sys, time; open(sys.argv[-1] + '.pid', 'w').write(str(os.getpid())); time.sleep(60)")
+grid.job_spec = lambda job, results_dir: {}
+real_popen = grid.subprocess.Popen
+grid.subprocess.Popen = lambda args, **kw: real_popen([sys.executable, str(worker), args[-1]], **kw)
+job = types.SimpleNamespace(run="a_run", state="missing", detail="")
+grid.run_local([job], out, workers=1, log_dir=out / "logs", echo=lambda line: None)
+"""
+
+
+def test_a_terminated_grid_stops_its_workers(tmp_path):
+    """SIGTERM (what `kill` and a session's end send) to the grid process must not leave its
+    worker training on: an orphan would race the restarted grid on the same run directory."""
+    grid = subprocess.Popen([sys.executable, "-c", GRID_UNDER_SIGTERM, str(tmp_path)])
+    pid_file = tmp_path / "logs" / "jobs" / "a_run.json.pid"
+    deadline = time.time() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    grid.terminate()
+    assert grid.wait(timeout=30) != 0
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the grid exited on SIGTERM and left its worker running")
 
 
 # ---------------------------------------------------------------- (c) the Slurm path
