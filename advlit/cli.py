@@ -69,7 +69,7 @@ def _train_epilog() -> str:
             lines.append(f"  {name:12s} {(cls.__doc__ or '').strip().splitlines()[0]}")
     lines.append("datasets: " + ", ".join(available_datasets()))
     lines.append("models:   " + ", ".join(available_models()))
-    lines.append("attacks:  clean, fgsm, pgd-K, pgd-KxR (R restarts), cw-K, cw-KxR, aa, aa-fast")
+    lines.append("attacks:  clean, fgsm, pgd-K, pgd-KxR (R restarts), cw-K, cw-KxR, apgd-ce, aa, aa-fast")
     return "\n".join(lines)
 
 
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-subset", type=_positive_int, help="validate on the first N validation examples")
     t.add_argument("--attacks", nargs="+", help="final test attacks (default clean fgsm pgd-20 pgd-50 cw-20)")
     t.add_argument("--final-subset", type=_positive_int, help="final evaluation on the first N test examples")
+    t.add_argument("--eps-ratios", type=_number, nargs="+", metavar="R",
+                   help="also run the final attacks (but clean) at R * eps, e.g. 2: keys 'pgd-20@2eps'")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     t.add_argument("--data-root", help="where vision datasets live (default $ADVLIT_DATA or ~/data)")
     t.add_argument("--out", required=True, help="output folder: record.json, checkpoint.pt, best.pt")
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, help="a checkpoint.pt or best.pt written by 'advlit train'")
     e.add_argument("--attacks", nargs="+", default=["clean", "fgsm", "pgd-20", "cw-20"], help="attack names")
     e.add_argument("--eps", type=_number, help="radius (default: the training eps)")
+    e.add_argument("--eps-ratios", type=_number, nargs="+", metavar="R",
+                   help="also run the attacks (but clean) at R * eps, as 'pgd-20@2eps'")
     e.add_argument("--split", default="test", help="test or val (default test)")
     e.add_argument("--subset", type=_positive_int, help="evaluate on the first N examples")
     e.add_argument("--data-root", help="where vision datasets live")
@@ -325,7 +329,7 @@ def _cmd_train(args) -> int:
         "lr_schedule": args.lr_schedule, "milestones": args.milestones, "momentum": args.momentum,
         "weight_decay": args.weight_decay, "augment": args.augment, "val_attack": args.val_attack,
         "val_subset": args.val_subset, "final_attacks": args.attacks, "final_subset": args.final_subset,
-        "device": args.device, "data_root": args.data_root,
+        "final_eps_ratios": args.eps_ratios, "device": args.device, "data_root": args.data_root,
         "method_args": _key_values(args.method_arg) or None, "model_args": _key_values(args.model_arg) or None,
     }
     if args.experiment:
@@ -366,8 +370,9 @@ def _print_summary(record: dict, out) -> None:
 
 def _cmd_eval(args) -> int:
     from advlit.checkpoint_io import config_of, model_of, read_checkpoint
+    from advlit.config import check_eps_ratios
     from advlit.data import get_dataset
-    from advlit.evaluate import evaluate, format_table
+    from advlit.evaluate import evaluate, evaluate_eps_ratios, format_table
 
     path = Path(args.checkpoint)
     check_device(args.device)
@@ -379,8 +384,12 @@ def _cmd_eval(args) -> int:
     eps = args.eps if args.eps is not None else config.eps
     if not 0 < eps <= 1:
         raise ConfigError(f"eps must lie in (0, 1], got {eps}")
+    check_eps_ratios(args.eps_ratios, eps)
     data = get_dataset(config.dataset, args.split, root=args.data_root or config.data_root)
     res = evaluate(model, data, eps, attacks=args.attacks, subset=args.subset, alpha_ratio=config.eval_alpha_ratio)
+    if args.eps_ratios:
+        res.update(evaluate_eps_ratios(model, data, eps, args.eps_ratios, args.attacks, subset=args.subset,
+                                       alpha_ratio=config.eval_alpha_ratio))
     print(json.dumps(res) if args.json else format_table({path.name: res}, eps=eps))
     return 0
 

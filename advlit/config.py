@@ -9,6 +9,34 @@ from advlit.utils import ConfigError
 
 LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "constant")
 
+#: fields added after records existed: left out of :meth:`RunConfig.to_dict` (so of the
+#: hash, the run records and the checkpoints) while unset (``None`` or empty), so a config
+#: that does not use them has the dictionary and the hash it had before they existed
+OPTIONAL_FIELDS = ("final_eps_ratios",)
+
+
+def check_eps_ratios(ratios, eps: float) -> None:
+    """``final_eps_ratios`` (``None`` or empty: unset): positive numbers, none equal to 1 (eps
+    itself is always evaluated), no two with the same result key, every ``r * eps`` at most
+    1; otherwise one :class:`ConfigError` line."""
+    from advlit.evaluate import eps_ratio_key
+
+    if not ratios:
+        return
+    bad = None
+    if not isinstance(ratios, (list, tuple)):
+        bad = "a list of numbers"
+    elif not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in ratios):
+        bad = "positive numbers"
+    elif any(eps_ratio_key("", r) == eps_ratio_key("", 1) for r in ratios):
+        bad = "different from 1 (eps itself is always evaluated)"
+    elif len({eps_ratio_key("", r) for r in ratios}) < len(ratios):
+        bad = "distinct"
+    elif max(ratios) * float(eps) > 1.0:
+        bad = f"at most 1 / eps = {1.0 / float(eps):g} (the final eps r * eps must lie in (0, 1])"
+    if bad:
+        raise ConfigError(f"final eps ratios must be {bad}, got {ratios!r}")
+
 
 @dataclass
 class RunConfig:
@@ -20,6 +48,10 @@ class RunConfig:
     ``val_attack`` is the PGD-20 of the test tables by default: with PGD-10 a collapsed
     FGSM-RS run on digits16 still kept 5 % validation accuracy (10 of 200 images) where
     PGD-20 finds 2.5 %, so the weaker attack blurs the catastrophic-overfitting verdict.
+    ``final_eps_ratios`` (e.g. ``[2.0]``) also runs every final attack but ``clean`` at
+    ``r * eps`` for each ratio ``r``, with the same step ratios, stored as
+    ``"pgd-20@2eps"`` (:func:`advlit.evaluate.eps_ratio_key`): LAST's Table I trains at 8/255
+    and evaluates the same model at 8/255 and 16/255. Validation stays at ``eps``.
     """
 
     method: str = "fgsm_rs"
@@ -47,6 +79,7 @@ class RunConfig:
     aa_subset: int | None = None  # AutoAttack on the first n test points (None: as final_subset)
     device: str = "cpu"
     data_root: str | None = None
+    final_eps_ratios: list | None = None  # also evaluate at r * eps (see OPTIONAL_FIELDS)
 
     def validate(self) -> "RunConfig":
         """Check every field; raise :class:`ConfigError` with one clear line."""
@@ -72,10 +105,15 @@ class RunConfig:
             raise ConfigError(f"unknown LR schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
         for attack in [self.val_attack, *self.final_attacks]:
             parse_attack(attack)
+        check_eps_ratios(self.final_eps_ratios, self.eps)
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if d[name] is None or (hasattr(d[name], "__len__") and len(d[name]) == 0):
+                d.pop(name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -87,7 +125,9 @@ class RunConfig:
 
     def hash(self) -> str:
         """A stable hash of everything that changes results (not the data path)."""
-        d = self.to_dict()
+        d = self.to_dict()  # without the unset OPTIONAL_FIELDS
         d.pop("data_root")
+        if "final_eps_ratios" in d:  # [2] and [2.0] are the same evaluation
+            d["final_eps_ratios"] = [float(r) for r in d["final_eps_ratios"]]
         d["device"] = "cuda" if str(d["device"]).startswith("cuda") else str(d["device"])
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]

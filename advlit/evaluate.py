@@ -1,4 +1,4 @@
-"""One-call robustness evaluation: clean, FGSM, PGD-k (restarts), C&W, AutoAttack.
+"""One-call robustness evaluation: clean, FGSM, PGD-k (restarts), C&W, APGD-CE, AutoAttack.
 
     >>> from advlit.evaluate import evaluate
     >>> evaluate(model, test_set, eps=8/255, attacks=["clean", "pgd-10", "pgd-50x10", "cw-20", "aa"])
@@ -6,11 +6,17 @@
 
 Attack names: ``clean``; ``fgsm``; ``pgd-K`` / ``pgd-KxR`` (K steps, R restarts);
 ``cw-K`` / ``cw-KxR`` (PGD on the C&W margin loss); ``aa`` (standard AutoAttack) and
-``aa-fast`` (APGD-CE + APGD-T). PGD step size is ``alpha_ratio * eps`` (default eps / 4,
-i.e. 2/255 at 8/255). Accuracies are percentages. The model is put in eval mode and its
-mode is restored afterwards; randomness is seeded and isolated from the caller's RNG, and
+``aa-fast`` (APGD-CE + APGD-T); ``apgd-ce`` (AutoAttack's APGD-CE alone, as in the
+standard version: 100 iterations, 1 restart; Croce & Hein 2020, Sec. 3). PGD step size
+is ``alpha_ratio * eps`` (default eps / 4, i.e. 2/255 at 8/255). Accuracies are
+percentages. The model is put in eval mode and its mode is restored afterwards;
+randomness is seeded and isolated from the caller's RNG, and
 each attack draws its random starts from its own seed (:func:`attack_seed`), so an attack's
 accuracy does not depend on which other attacks are evaluated with it.
+
+:func:`evaluate_eps_ratios` runs attacks at multiples ``r * eps`` of the budget (LAST's
+Table I: trained at 8/255, evaluated at 8/255 and 16/255); their results are keyed
+``"<attack>@<r>eps"`` (:func:`eps_ratio_key`, e.g. ``"pgd-20@2eps"``).
 """
 from __future__ import annotations
 
@@ -32,11 +38,11 @@ class AttackSpec:
     """A parsed attack name."""
 
     name: str
-    kind: str  # clean | fgsm | pgd | aa
+    kind: str  # clean | fgsm | pgd | aa (every pyautoattack attack, run on the AutoAttack subset)
     steps: int = 0
     restarts: int = 1
     loss: str = "ce"
-    version: str = "standard"
+    version: str = "standard"  # of advlit.attacks.autoattack: standard, fast or apgd-ce
 
 
 def parse_attack(name: str) -> AttackSpec:
@@ -45,11 +51,14 @@ def parse_attack(name: str) -> AttackSpec:
         return AttackSpec(name, name)
     if name in ("aa", "aa-fast"):
         return AttackSpec(name, "aa", version="fast" if name == "aa-fast" else "standard")
+    if name == "apgd-ce":
+        return AttackSpec(name, "aa", version="apgd-ce")
     m = _PGD.match(name)
     if m:
         loss = "cw" if m.group(1) == "cw" else "ce"
         return AttackSpec(name, "pgd", steps=int(m.group(2)), restarts=int(m.group(3) or 1), loss=loss)
-    raise ConfigError(f"unknown attack {name!r}; use clean, fgsm, pgd-K, pgd-KxR, cw-K, cw-KxR, aa or aa-fast")
+    raise ConfigError(f"unknown attack {name!r}; use clean, fgsm, pgd-K, pgd-KxR, cw-K, cw-KxR, apgd-ce, aa "
+                      "or aa-fast")
 
 
 def attack_seed(seed: int, attack: str, start: int) -> int:
@@ -110,6 +119,25 @@ def evaluate(
                     correct[spec.name] += (model(x_adv).argmax(1) == y).sum().item()
     n = len(x_all)
     return {name: 100.0 * c / n for name, c in correct.items()}
+
+
+def eps_ratio_key(attack: str, ratio: float) -> str:
+    """The result key of ``attack`` run at ``ratio * eps``: ``eps_ratio_key("pgd-20", 2.0)``
+    is ``"pgd-20@2eps"`` (the ratio written with ``:g``)."""
+    return f"{attack}@{ratio:g}eps"
+
+
+def evaluate_eps_ratios(model: nn.Module, data, eps: float, ratios, attacks, **kwargs) -> dict[str, float]:
+    """:func:`evaluate` at each budget ``r * eps`` (``r`` in ``ratios``), keyed
+    :func:`eps_ratio_key`; ``clean`` is left out (it does not depend on eps). The other
+    arguments are :func:`evaluate`'s, so the step is ``alpha_ratio * r * eps`` and each
+    attack draws the random starts it draws at ``eps`` (same name, same seed)."""
+    attacks = [a for a in attacks if a != "clean"]
+    out: dict[str, float] = {}
+    for r in ratios if attacks else ():
+        res = evaluate(model, data, eps * r, attacks=attacks, **kwargs)
+        out.update({eps_ratio_key(a, r): acc for a, acc in res.items()})
+    return out
 
 
 def format_table(rows: dict[str, dict[str, float]], eps: float | None = None, digits: int = 1) -> str:

@@ -33,7 +33,7 @@ method's default. Values are compared after a normalisation:
   package lacks (``linear-decay ...``), which matches nothing;
 - ``final_attacks``: every attack the paper names must be run (extra ones are fine); ``cw``
   without a step count matches any ``cw-K``, ``pgd-50`` any number of restarts, ``apgd``
-  (stand-alone APGD) nothing;
+  (stand-alone APGD) the package's ``apgd-ce`` (AutoAttack's APGD-CE, 100 iterations);
 - ``final_subset`` / ``aa_subset``: ``full`` is the whole test set (``None``; AutoAttack's
   ``None`` falls back to ``final_subset``).
 """
@@ -162,9 +162,11 @@ def _attack_run(token: str, attacks) -> bool:
     specs = [parse_attack(a) for a in attacks]
     if token in ("clean", "fgsm", "aa", "aa-fast"):
         return token in attacks
+    if token == "apgd":  # the papers' APGD: AutoAttack's APGD-CE run alone
+        return "apgd-ce" in attacks
     m = re.fullmatch(r"(pgd|cw)(?:-(\d+)(?:x(\d+))?)?", token)
     if not m:
-        return False  # e.g. "apgd": no stand-alone attack of that name in advlit.evaluate
+        return False  # an attack advlit.evaluate lacks
     loss = "cw" if m[1] == "cw" else "ce"
     return any(s.kind == "pgd" and s.loss == loss and (not m[2] or s.steps == int(m[2]))
                and (not m[3] or s.restarts == int(m[3])) for s in specs)

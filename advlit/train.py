@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from advlit.analysis.overfitting import catastrophic_overfitting
 from advlit.config import RunConfig
 from advlit.data import Augmentation, dataset_info, get_dataset
-from advlit.evaluate import evaluate
+from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
 from advlit.methods import Batch, TrainContext, build_method
 from advlit.models import get_model
 from advlit.schedules import lr_schedule
@@ -195,7 +195,9 @@ class Trainer:
     # --------------------------------------------------------------- results
     def final_evaluation(self) -> dict:
         """The test-split evaluation of the last and the best checkpoints (evaluated once
-        when the best epoch is the last one: same weights, same attack seeds)."""
+        when the best epoch is the last one: same weights, same attack seeds). AutoAttack
+        and APGD-CE run on ``aa_subset``; with ``final_eps_ratios`` every attack but clean
+        is run again at each ``r * eps`` (keys ``"pgd-20@2eps"``)."""
         cfg = self.config
         test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
         results = {}
@@ -207,13 +209,20 @@ class Trainer:
                 results["best"] = dict(results["last"])  # the same weights and attack seeds
                 continue
             self.model.load_state_dict(state)
-            plain = [a for a in cfg.final_attacks if not a.startswith("aa")]
+            plain = [a for a in cfg.final_attacks if parse_attack(a).kind != "aa"]
             res = evaluate(self.model, test, cfg.eps, attacks=plain, alpha_ratio=cfg.eval_alpha_ratio,
                            subset=cfg.final_subset, seed=cfg.seed)
-            aa = [a for a in cfg.final_attacks if a.startswith("aa")]
+            aa = [a for a in cfg.final_attacks if parse_attack(a).kind == "aa"]  # AutoAttack, APGD-CE
             if aa:
                 res.update(evaluate(self.model, test, cfg.eps, attacks=aa, subset=cfg.aa_subset or cfg.final_subset,
                                     seed=cfg.seed))
+            if cfg.final_eps_ratios:  # the same attacks at r * eps: "pgd-20@2eps", ...
+                res.update(evaluate_eps_ratios(self.model, test, cfg.eps, cfg.final_eps_ratios, plain,
+                                               alpha_ratio=cfg.eval_alpha_ratio, subset=cfg.final_subset,
+                                               seed=cfg.seed))
+                if aa:
+                    res.update(evaluate_eps_ratios(self.model, test, cfg.eps, cfg.final_eps_ratios, aa,
+                                                   subset=cfg.aa_subset or cfg.final_subset, seed=cfg.seed))
             results[which] = res
         self.model.load_state_dict(last_state)
         return results

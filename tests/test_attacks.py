@@ -128,7 +128,27 @@ def test_autoattack_fast_subset(trained_model, data):
     assert acc_aa <= acc_clean
 
 
-@pytest.mark.parametrize("name", ["pgd", "pgd-x", "aa-slow", "fgsm-2", ""])
+def test_apgd_ce_alone_with_the_standard_settings(trained_model, data, monkeypatch):
+    """"apgd-ce": AutoAttack's APGD-CE alone, 100 iterations and 1 restart (its standard
+    version; a custom AutoAttack would run 5 restarts), in the eps-ball and [0, 1]."""
+    from pyautoattack.autopgd_base import APGDAttack
+
+    x, y = data
+    x, y = x[:16], y[:16]
+    runs = []
+    real = APGDAttack.perturb
+    monkeypatch.setattr(APGDAttack, "perturb", lambda self, *a, **k: runs.append(
+        (self.loss, self.n_iter, self.n_restarts, self.eps)) or real(self, *a, **k))
+    x_adv = autoattack(trained_model, x, y, 0.1, version="apgd-ce", seed=0)
+    assert runs and set(runs) == {("ce", 100, 1, 0.1)}
+    assert_valid(x_adv, x, 0.1)
+    spec = parse_attack("apgd-ce")
+    assert (spec.kind, spec.version) == ("aa", "apgd-ce")
+    res = evaluate(trained_model, (x, y), 0.1, attacks=["clean", "apgd-ce"])
+    assert res["apgd-ce"] <= res["clean"]
+
+
+@pytest.mark.parametrize("name", ["pgd", "pgd-x", "aa-slow", "fgsm-2", "", "apgd", "apgd-t", "apgd-ce-10"])
 def test_bad_attack_names_raise_one_clear_error(name):
     with pytest.raises(ConfigError, match="unknown attack"):
         parse_attack(name)

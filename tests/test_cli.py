@@ -32,6 +32,9 @@ def test_train_help_lists_every_method_and_dataset():
     (["eval", "--checkpoint", "does/not/exist.pt"], "no checkpoint at does/not/exist.pt"),
     (["train", "--out", "x", "--bogus"], "unrecognized arguments"),
     (["train", "--method", "last", "--out", "x"], "framework"),
+    (["train", "--eps-ratios", "0", "--out", "x"], "final eps ratios must be positive numbers"),
+    (["train", "--eps", "0.2", "--eps-ratios", "6", "--out", "x"], "final eps ratios must be at most 1 / eps"),
+    (["train", "--eps-ratios", "two", "--out", "x"], "not a number"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message):
     out = run_cli(*args)
@@ -54,6 +57,22 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "clean" in printed and "fgsm" in printed
     assert main(args + ["--resume"]) == 0  # already complete: nothing to do, still fine
+
+
+def test_eps_ratios_reach_the_record_and_eval(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert main(["train", "--method", "fgsm_rs", "--dataset", "digits16", "--eps", "0.2", "--alpha-ratio", "2",
+                 "--epochs", "1", "--val-subset", "32", "--final-subset", "32", "--attacks", "clean", "pgd-3",
+                 "--eps-ratios", "2", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["config"]["final_eps_ratios"] == [2.0]
+    assert list(record["final"]["last"]) == list(record["final"]["best"]) == ["clean", "pgd-3", "pgd-3@2eps"]
+    assert "pgd-3@2eps" in capsys.readouterr().out
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--attacks", "clean", "pgd-3", "--subset", "32",
+                 "--eps-ratios", "2", "0.5", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["clean", "pgd-3", "pgd-3@2eps", "pgd-3@0.5eps"]
 
 
 def test_eps_as_fraction():

@@ -60,6 +60,7 @@ def test_normalisation():
     assert resolve(gpu, "final_attacks", "clean pgd-10 pgd-50 aa")[1]  # restarts unstated: any
     assert not resolve(gpu, "final_attacks", "clean pgd-20")[1]
     assert not resolve(gpu, "final_attacks", "apgd")[1]
+    assert resolve(RunConfig(final_attacks=["clean", "apgd-ce"]), "final_attacks", "clean apgd")[1]  # APGD: apgd-ce
     assert resolve(gpu, "aa_subset", "full") == ("full", True)
     assert resolve(RunConfig(aa_subset=1000), "aa_subset", "full") == ("1000", False)
     assert resolve(gpu, "method_args.beta", "0.5") == ("0.5", True)  # the method's default

@@ -91,6 +91,7 @@ def test_multistep_schedule():
     ("eps", 0.0, "eps must lie in"), ("eps", 1.5, "eps must lie in"), ("method", "nope", "unknown method"),
     ("dataset", "mnist", "unknown dataset"), ("lr_schedule", "cosine", "unknown LR schedule"),
     ("epochs", 0, "epochs must be"), ("val_attack", "pgd", "unknown attack"),
+    ("final_eps_ratios", [0], "final eps ratios must be"), ("final_attacks", ["apgd"], "unknown attack"),
 ])
 def test_bad_config_gives_one_clear_error(field, value, message):
     with pytest.raises(ConfigError, match=message):
