@@ -19,10 +19,25 @@ def batch(n=6, low=0.0, high=1.0, seed=0):
 def test_attack_stays_in_ball_and_box_and_defaults():
     torch.manual_seed(0)
     method = build_method("fast_bat", 0.2)
-    assert method.alpha == pytest.approx(125.0) and method.lam == 10.0
+    assert method.alpha == pytest.approx(2000 / 255) and method.lam == 10.0  # the code's step above 8/255
     b = batch()
     x_adv = method.perturb(nn.Linear(4, 3), b)
     assert (x_adv - b.x).abs().max() <= 0.2 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("eps, step", [(4 / 255, 5000 / 255), (8 / 255, 5000 / 255), (12 / 255, 2000 / 255),
+                                       (16 / 255, 2000 / 255)])
+def test_default_step_is_the_codes_rule(eps, step):
+    """OPTML-Group/Fast-BAT: 5000/255 up to eps = 8/255 and 2000/255 above (gradient units, not
+    proportional to eps: a ratio 625 eps would give 10000/255 at 16/255); also under LAST."""
+    assert build_method("fast_bat", eps).alpha == pytest.approx(step, rel=1e-12)
+    assert build_method("last+fast_bat", eps).alpha == pytest.approx(step, rel=1e-12)
+
+
+def test_an_explicit_step_wins_over_the_default():
+    assert build_method("fast_bat", 16 / 255, alpha=3.0).alpha == 3.0
+    assert build_method("fast_bat", 16 / 255, alpha_ratio=100.0).alpha == pytest.approx(100.0 * 16 / 255)
+    assert build_method("last+fast_bat", 8 / 255, alpha=7.0).alpha == 7.0
 
 
 def test_interior_mask():

@@ -1,5 +1,12 @@
 """Experiments of the LAST chapter (Liu et al. 2024): prefix ``last.``.
 
+Table I (and Table IV) train at eps and evaluate at eps and at 2 eps (the paper's models are
+"trained with eps = 8/255" and evaluated at 8/255 and 16/255): the Table I runs set
+``final_eps_ratios = [2.0]`` (:data:`TABLE1_EVAL`), so their final evaluation also runs every
+attack but ``clean`` at 2 eps, stored under ``"<attack>@2eps"`` (``"pgd-10@2eps"``). The runs
+that *train* at 2 eps (``*_2eps``) are those of Figs. 4 and 6: catastrophic overfitting of
+Fast-AT at the larger budget and its cure by self-distillation (Sec. IV-A3, IV-D).
+
 cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2 and the "16/255-equivalent"
 2 eps = 0.4, 30 epochs, cyclic LR peaking at 0.1, SGD momentum 0.9):
 
@@ -9,14 +16,19 @@ cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2 and the "16/255-equ
   SGD with momentum 0.9 at LR 0.1. With ``beta`` equal to the raw LR 0.1 (the literal
   reading) the rule is stable but learns about 20x slower than the base and does not fit
   digits16 in 30 epochs; the code's optimizer-driven rule diverges (``last.stability_*``).
-* The 2 eps runs train 15 epochs instead of 30 (the CPU budget; catastrophic overfitting
-  appears within the first half of a cyclic schedule).
+* The runs of Figs. 4 and 6 (trained at 2 eps) train 15 epochs instead of 30 (the CPU budget;
+  catastrophic overfitting appears within the first half of a cyclic schedule).
 * PGD-AT is the paper's 30-epoch PGD-AT(-2) (2 steps of eps / 2, used in LAST, Fig. 8 and
   Table VI) rather than PGD-10: ten-step training of 12 runs does not fit the CPU budget.
-* GradAlign's lambda is the ATAS chapter's cpu value (1.0), Fast-BAT's step is
-  ``625 eps`` (the code's 5000/255 at 8/255, see :mod:`advlit.methods.fast_bat`).
+* GradAlign's lambda is the ATAS chapter's cpu value (1.0); Fast-BAT's step is the method's
+  default, the authors' code's rule (:func:`advlit.methods.fast_bat.default_alpha`), which at
+  eps = 0.2 > 8/255 is 2000/255: the step is in unnormalised gradient units, not a pixel
+  distance, so the code's value is kept rather than scaled with eps.
 * The final evaluation is clean, PGD-10 and PGD-50 on the 397 test digits and AutoAttack
-  (APGD-CE + APGD-T) on the first 50: AutoAttack dominates the cost of a CPU run.
+  (APGD-CE + APGD-T) on the first 50, for the Table I runs at eps and 2 eps: AutoAttack
+  dominates the cost of a CPU run.
+* Fig. 7's five gamma values from (0, 1] are 0.2, 0.4, 0.6, 0.8 (``last.lf_at``) and 1.0 (the
+  paper names only 0.8 and 1.0).
 
 gpu profile: the paper's protocol (LAST, Sec. IV-A3): CIFAR-10, PreActResNet-18, SGD momentum
 0.9, weight decay 5e-4; the single-step bases and PGD-AT(-2) 30 epochs with the cyclic LR
@@ -25,12 +37,10 @@ the same beta); ``last.pgd10_at`` / ``last.lpgd10_at`` are Table IV's PGD-AT(-10
 LPGD-AT: 10 steps of 2/255, 200 epochs, LR 0.1 divided by 10 at epochs 100 and 150 (the
 paper says "multi-step" without the epochs; these are Rice et al.'s). At the cpu profile
 they are the same runs as ``last.pgd_at`` / ``last.lpgd_at``. The ``_2eps`` runs train at
-16/255: the budget of Figs. 4 and 6, while Table I's 16/255 columns evaluate the 8/255
-models at 16/255, which needs several evaluation budgets in one run's final evaluation
-(``GPU_DEVIATIONS``). Fast-BAT's default step, 625 eps, is the code's 5000/255 at 8/255;
-above 8/255 the code uses 2000/255, i.e. ``alpha_ratio = 2000 / 255 / eps`` (125 at 16/255):
-no experiment of the chapter runs Fast-BAT there. What the paper states and how the ``gpu``
-experiments differ: ``advlit.protocol.protocol_table("last")``.
+16/255, the budget of Figs. 4 and 6; Table I's and Table IV's 16/255 columns are the
+``@2eps`` evaluations of the runs trained at 8/255. Fast-BAT's step is the code's 5000/255
+(eps <= 8/255). What the paper states and how the ``gpu`` experiments differ:
+``advlit.protocol.protocol_table("last")``.
 """
 from __future__ import annotations
 
@@ -50,6 +60,10 @@ LAST_GPU = {"last.gamma": 0.8, "last.beta": 0.2}  # the paper's beta (Sec. IV-A3
 SD = {"last.sd": True, "last.mu": 0.95, "last.tau": 6.0}
 GRADALIGN_LAMBDA_CPU = 1.0
 PGD2 = {"steps": 2}
+#: Tables I and IV: trained at eps, evaluated at eps and 2 eps (the paper's 8/255 and 16/255)
+TABLE1_EVAL = {"final_eps_ratios": [2.0]}
+#: Fig. 7: five gamma values from (0, 1]; 0.8 is ``last.lf_at``
+FIG7_GAMMAS = (0.2, 0.4, 0.6, 1.0)
 #: LAST, Table IV: PGD-AT(-10) for 200 epochs with a multi-step LR at beta = 0.1 (gpu only)
 PGD10_GPU = {"alpha_ratio": 0.25, "epochs": 200, "lr": 0.1, "lr_schedule": "multistep", "milestones": [100, 150]}
 
@@ -84,28 +98,30 @@ def _stability(method, args):
 
 
 EXPERIMENTS = {
-    # Table I at eps and 2 eps (FGSM-RS = Fast-AT vs LF-AT), SD ablation at 2 eps (Figs. 4, 6)
-    "last.fgsm_rs": _exp("fgsm_rs", 1.25),
-    "last.lf_at": _exp("last+fgsm_rs", 1.25, last=True),
+    # Table I (FGSM-RS = Fast-AT vs LF-AT), trained at eps, evaluated at eps and 2 eps
+    "last.fgsm_rs": _exp("fgsm_rs", 1.25, **TABLE1_EVAL),
+    "last.lf_at": _exp("last+fgsm_rs", 1.25, last=True, **TABLE1_EVAL),
+    # Figs. 4 and 6: trained at 2 eps, catastrophic overfitting and self-distillation (SD)
     "last.fgsm_rs_2eps": _exp("fgsm_rs", 1.25, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
     "last.lf_at_2eps": _exp("last+fgsm_rs", 1.25, last=True, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
     "last.lf_at_sd_2eps": _exp("last+fgsm_rs", 1.25, args=SD, last=True, cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
     # the same with the authors' code's distillation weight (tau^2, class-averaged KL)
     "last.lf_at_sd_code_2eps": _exp("last+fgsm_rs", 1.25, args={**SD, "last.sd_form": "code"}, last=True,
                                     cpu=EPS2["cpu"], gpu=EPS2["gpu"]),
-    # PGD-AT(-2) vs LPGD-AT (LAST, Fig. 8 and Table VI)
-    "last.pgd_at": _exp("pgd_at", 0.5, args=PGD2),
-    "last.lpgd_at": _exp("last+pgd_at", 0.5, args=PGD2, last=True),
+    # PGD-AT(-2) vs LPGD-AT (LAST, Fig. 8 and Table VI; beside Table I, evaluated at eps and 2 eps)
+    "last.pgd_at": _exp("pgd_at", 0.5, args=PGD2, **TABLE1_EVAL),
+    "last.lpgd_at": _exp("last+pgd_at", 0.5, args=PGD2, last=True, **TABLE1_EVAL),
     # Table IV: PGD-AT(-10) vs LPGD-AT (gpu only; at cpu the same runs as the two above)
-    "last.pgd10_at": _pgd10(_exp("pgd_at", 0.5, args=PGD2)),
-    "last.lpgd10_at": _pgd10(_exp("last+pgd_at", 0.5, args=PGD2, last=True), last=True),
+    "last.pgd10_at": _pgd10(_exp("pgd_at", 0.5, args=PGD2, **TABLE1_EVAL)),
+    "last.lpgd10_at": _pgd10(_exp("last+pgd_at", 0.5, args=PGD2, last=True, **TABLE1_EVAL), last=True),
     # the other bases of Table I (1 seed on cpu)
-    "last.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
-    "last.lf_at_ga": _exp("last+gradalign", 1.25, last=True, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU))),
-    "last.fast_bat": _exp("fast_bat"),
-    "last.lf_bat": _exp("last+fast_bat", last=True),
+    "last.gradalign": _exp("gradalign", 1.25, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU)), **TABLE1_EVAL),
+    "last.lf_at_ga": _exp("last+gradalign", 1.25, last=True, cpu=dict(method_args=dict(lam=GRADALIGN_LAMBDA_CPU)),
+                          **TABLE1_EVAL),
+    "last.fast_bat": _exp("fast_bat", **TABLE1_EVAL),
+    "last.lf_bat": _exp("last+fast_bat", last=True, **TABLE1_EVAL),
     # Fig. 7: gamma ablation of LF-AT at eps (gamma = 0.8 is last.lf_at)
-    **{f"last.lf_at_gamma{g}": _exp("last+fgsm_rs", 1.25, args={"last.gamma": g}, last=True) for g in (0.2, 0.5, 1.0)},
+    **{f"last.lf_at_gamma{g}": _exp("last+fgsm_rs", 1.25, args={"last.gamma": g}, last=True) for g in FIG7_GAMMAS},
     # update-rule stability on clean training (METHODS.md warning)
     "last.stability_sgd": _stability("standard", {}),
     "last.stability_paper_literal": _stability("last+standard", {}),
@@ -121,15 +137,12 @@ TIMED_PAIRS = [("last.fgsm_rs", "last.lf_at"), ("last.pgd_at", "last.lpgd_at")]
 
 #: reasons why a setting differs from the paper's (``book/paper_tables/paper_settings.csv``;
 #: :func:`advlit.protocol.protocol_table`)
-GPU_DEVIATIONS = {
-    ("table1_eps16", "eps"): "pending: needs multi-eps final evaluation in the core evaluator; lands with the next "
-                             "regeneration of the cpu records",
-}
+GPU_DEVIATIONS: dict = {}
 CPU_DEVIATIONS = {
     ("lf", "method_args.last.beta"): "cpu: the proxy LR peaks at lr / (1 - momentum) = 1.0, the effective step of "
                                      "the bases' SGD with momentum: at the raw LR the literal rule learns about 20x "
                                      "slower than its base and does not fit digits16 in 30 epochs (module docstring)",
-    ("single_step", "epochs"): "cpu: the 2 eps runs train 15 epochs (CPU budget; catastrophic overfitting appears "
+    ("single_step", "epochs"): "cpu: the 2 eps runs (Figs. 4 and 6) train 15 epochs (CPU budget; catastrophic overfitting appears "
                                "within the first half of a cyclic schedule)",
     ("last.pgd10_at", "*"): "cpu: the same run as last.pgd_at (PGD-AT(-2), 30 epochs): ten-step training for 200 "
                             "epochs does not fit the CPU budget; this experiment has a gpu meaning only",
