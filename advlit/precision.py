@@ -160,7 +160,7 @@ AUTOCAST_SAFE: dict[str, tuple[str, str]] = {
     "dyart": ("no", "the boundary search (bisection, keep test) compares the soft margin with 0 at the "
                     "resolution of bf16 logits and the weights divide by bf16 gradient norms; lam = 1000 "
                     "amplifies the error"),
-    "fast_bat": ("no", "its unsigned steps (alpha = 625 eps) move by the bf16-rounded gradient values, "
+    "fast_bat": ("no", "its unsigned steps (alpha = 5000/255 or 2000/255) move by the bf16-rounded gradient values, "
                        "the interior mask uses a 1e-7 tolerance and the implicit cross term is a double "
                        "backprop through bf16"),
     "last": ("yes", "the proxy step and theta - gamma (theta - omega) are elementwise on fp32 parameters; "

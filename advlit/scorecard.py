@@ -232,23 +232,24 @@ CLAIMS: tuple[Claim, ...] = (
       for key, what, metric, paper_metric in (("pgd20", "PGD-20", "pgd-20", "pgd20"),
                                               ("aa", "AutoAttack", "aa-fast", "aa"))),
     # 05: LAST
-    *(Claim(f"last.{key}", "05_last", section, "LAST", text, a, b, "pgd-10", checkpoint="best",
+    *(Claim(f"last.{key}", "05_last", section, "LAST", text, a, b, metric, checkpoint="best",
             quotes=(_q(table, a_paper, method=a_paper, dataset="cifar10", metric=paper_metric, checkpoint="best"),
                     _q(table, b_paper, method=b_paper, dataset="cifar10", metric=paper_metric, checkpoint="best")),
             paper_setting=f"PGD-10 accuracy at {budget}, best checkpoint, CIFAR-10, PreActResNet-18")
-      for key, section, text, a, b, table, a_paper, b_paper, paper_metric, budget in (
+      for key, section, text, a, b, metric, table, a_paper, b_paper, paper_metric, budget in (
           ("lf_at_above_fast_at", "Table I at this scale: FGSM-RS (Fast-AT) against LF-AT",
            "LAST improves the robustness of Fast-AT (LF-AT > FGSM-RS) at ε.",
-           ("LF-AT", "last.lf_at"), ("FGSM-RS", "last.fgsm_rs"), "last_table1.csv", "LF-AT", "Fast-AT", "pgd10",
-           "8/255"),
+           ("LF-AT", "last.lf_at"), ("FGSM-RS", "last.fgsm_rs"), "pgd-10", "last_table1.csv", "LF-AT", "Fast-AT",
+           "pgd10", "8/255"),
           ("lf_at_above_fast_at_2eps", "Table I at this scale: FGSM-RS (Fast-AT) against LF-AT",
-           "LAST improves the robustness of Fast-AT at the larger budget 2ε (the paper's 16/255).",
-           ("LF-AT (2ε)", "last.lf_at_2eps"), ("FGSM-RS (2ε)", "last.fgsm_rs_2eps"), "last_table1.csv", "LF-AT",
+           "LAST improves the robustness of Fast-AT at the larger budget 2ε (the paper's 16/255: the models "
+           "trained at ε, attacked at 2ε).",
+           ("LF-AT", "last.lf_at"), ("FGSM-RS", "last.fgsm_rs"), "pgd-10@2eps", "last_table1.csv", "LF-AT",
            "Fast-AT", "pgd10_eps16", "16/255"),
           ("lpgd_at_above_pgd_at", "The other bases: PGD-AT, GradAlign and Fast-BAT (Tables I and IV)",
            "LAST improves the robustness of PGD-AT (LPGD-AT > PGD-AT).",
-           ("LPGD-AT", "last.lpgd_at"), ("PGD-AT(-2)", "last.pgd_at"), "last_table4.csv", "LPGD-AT", "PGD-AT",
-           "pgd10", "8/255"))),
+           ("LPGD-AT", "last.lpgd_at"), ("PGD-AT(-2)", "last.pgd_at"), "pgd-10", "last_table4.csv", "LPGD-AT",
+           "PGD-AT", "pgd10", "8/255"))),
     # 06: PIAT
     Claim("piat.smaller_gap", "06_piat", "Experiments on digits16", "PIAT",
           "PIAT+NMSE has a smaller gap between the best and the final checkpoint than PGD-AT (PGD-20).",
@@ -312,13 +313,16 @@ EQUIVALENT = {"aa-fast": ("aa",), "pgd-20": ("pgd-10",), "pgd-50": ("pgd-50x10",
 def metric_at(claim: Claim, profile: str = "cpu") -> str:
     """The final attack that scores ``claim`` at ``profile``: its metric, or the profile's
     counterpart (the ``gpu`` profile runs standard AutoAttack, not ``aa-fast``, for example)."""
-    attacks = set.intersection(*(set(experiments.get_config(name, profile).final_attacks)
-                                 for name in claim.experiments))
-    for metric in (claim.metric, *EQUIVALENT.get(claim.metric, ())):
+    configs = [experiments.get_config(name, profile) for name in claim.experiments]
+    attacks = set.intersection(*(set(config.final_attacks) for config in configs))
+    base, sep, budget = claim.metric.partition("@")  # "pgd-10@2eps": pgd-10 at twice the training eps
+    if sep and not all(float(budget.removesuffix("eps")) in (config.final_eps_ratios or []) for config in configs):
+        raise ConfigError(f"claim {claim.key}: the {profile} profile does not evaluate every run at {budget}")
+    for metric in (base, *EQUIVALENT.get(base, ())):
         if metric in attacks:
-            return metric
+            return metric + sep + budget
     raise ConfigError(f"claim {claim.key}: the {profile} profile evaluates none of "
-                      f"{[claim.metric, *EQUIVALENT.get(claim.metric, ())]}")
+                      f"{[base, *EQUIVALENT.get(base, ())]}")
 
 
 def values(claim: Claim, records: list[dict], metric: str | None = None) -> list[float]:

@@ -37,9 +37,12 @@ def test_no_reason_outlives_its_difference(chapter):
 
 
 def test_a_missing_and_a_stale_reason_are_caught(monkeypatch):
+    registry = experiments._load()
+    spec = registry["last.lf_at"]
+    monkeypatch.setitem(registry, "last.lf_at", {**spec, "common": {**spec["common"], "final_eps_ratios": [3.0]}})
     monkeypatch.setattr(last, "GPU_DEVIATIONS", {("lf", "method_args.last.gamma"): "no longer differs"})
     problems = protocol_problems("last")
-    assert any("last.lf_at_2eps: eps is 16/255" in p for p in problems["unexplained"])
+    assert any("last.lf_at: final_eps_ratios is 3" in p for p in problems["unexplained"])
     assert any("('lf', 'method_args.last.gamma')" in p for p in problems["stale"])
 
 
@@ -73,7 +76,8 @@ def test_protocol_table_shows_paper_gpu_cpu_and_reasons():
     table = protocol_table("last")
     assert list(table.columns) == ["setting", "experiments", "paper", "source", "gpu", "gpu vs paper", "cpu",
                                    "cpu vs paper"]
-    eps16 = table[(table.setting == "eps") & (table.gpu == "16/255") & (table.paper == "8/255")]
-    assert len(eps16) == 1 and eps16["gpu vs paper"].item().startswith("pending: needs multi-eps")
+    eps16 = table[table.setting == "final_eps_ratios"]  # Table I's 16/255 columns: the 8/255 models at 2 eps
+    assert len(eps16) == 1 and eps16["gpu vs paper"].item() == MATCH and eps16["cpu vs paper"].item() == MATCH
+    assert "last.lf_at" in eps16.experiments.item() and "_2eps" not in eps16.experiments.item()
     assert (table[table.setting == "model"]["gpu vs paper"] == MATCH).all()
     assert all("LAST, Sec. IV-A1" in source for source in table[table.setting == "model"].source)

@@ -11,6 +11,7 @@ import pytest
 from advlit import experiments
 from advlit import scorecard as sc
 from advlit.results import code_fingerprint, run_name
+from advlit.utils import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(dict.fromkeys(c.chapter for c in sc.CLAIMS))
@@ -53,8 +54,12 @@ def test_rule_text_names_every_verdict_and_the_numbers():
 # ------------------------------------------------------------------------------ the claims
 @pytest.mark.parametrize("claim", sc.CLAIMS, ids=lambda c: c.key)
 def test_claim_resolves_experiments_paper_rows_and_section(claim):
+    attack, _, budget = claim.metric.partition("@")  # "pgd-10@2eps": the attack at twice the training eps
     for name in claim.experiments:
-        assert claim.metric in experiments.get_config(name, "cpu").final_attacks, f"{name} does not evaluate {claim.metric}"
+        config = experiments.get_config(name, "cpu")
+        assert attack in config.final_attacks, f"{name} does not evaluate {attack}"
+        if budget:
+            assert float(budget.removesuffix("eps")) in config.final_eps_ratios, f"{name} is not evaluated at {budget}"
     assert sc.metric_at(claim, "cpu") == claim.metric
     assert sc.metric_at(claim, "gpu")  # every claim can be scored at the paper's scale too
     assert claim.quotes, "every claim quotes the paper"
@@ -209,3 +214,15 @@ def test_the_printed_table_is_read_back_as_printed():
     parser.feed(table._repr_html_())
     shown = {row[0]: row[-1] for row in parser.rows if row and row[0] in set(table.index)}
     assert shown == dict(table["verdict"])
+
+
+def test_a_claim_at_twice_eps_needs_runs_evaluated_there(monkeypatch):
+    """``metric_at`` refuses a "@2eps" metric when a run does not evaluate at 2 eps."""
+    claim = next(c for c in sc.CLAIMS if "@" in c.metric)
+    assert sc.metric_at(claim, "cpu") == claim.metric
+    registry = experiments._load()
+    name = claim.experiments[0]
+    spec = registry[name]
+    monkeypatch.setitem(registry, name, {**spec, "common": {**spec["common"], "final_eps_ratios": None}})
+    with pytest.raises(ConfigError, match="does not evaluate every run at 2eps"):
+        sc.metric_at(claim, "cpu")
