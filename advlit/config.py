@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from advlit.utils import ConfigError
 
-LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "constant")
+LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "linear_decay", "constant")
 
 
 @dataclass
