@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from advlit.utils import ConfigError
 
-LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "constant")
+LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "linear_decay", "constant")
 
 #: fields added after records existed: left out of :meth:`RunConfig.to_dict` (so of the
 #: hash, the run records and the checkpoints) while unset (``None`` or empty), so a config

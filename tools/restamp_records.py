@@ -1,4 +1,6 @@
-"""Move the committed records to a new code-fingerprint *scheme* without retraining them.
+"""Re-stamp the committed records without retraining: to a new fingerprint scheme, or after a neutral change.
+
+Without ``--same-scheme``: move the records to a new code-fingerprint *scheme*.
 
 A record is current while its ``"code"`` equals :func:`advlit.results.code_fingerprint` of
 its configuration. When the scheme itself changes (which files a fingerprint covers), the
@@ -17,14 +19,40 @@ committed weights (``weights.pt``), the analysis caches keyed by ``[config hash,
 ...]`` and the toy runs of chapter 06 are updated.
 
     python tools/restamp_records.py --old 7003c0a --allow advlit/train.py advlit/results.py
+
+``--same-scheme``: the scheme is unchanged and the *code* changed in a way that leaves the
+training results alone (a new option whose default path is the old one, a refactoring). For
+every record the fingerprint is recomputed by the code of ``--old`` itself (a checkout of
+``--old`` made with ``git archive`` in a temporary folder, imported by a subprocess), and a
+record is re-stamped only if
+
+1. its stored ``"code"`` equals that fingerprint (the record was made by ``--old``'s code), and
+2. every part the fingerprint hashes for that run (core files, method files, the dataset's
+   loader, the model's files, the registry functions and entries) is identical as code in
+   ``--old`` and in the working tree, except the files listed in ``--allow``; a part that
+   exists on one side only counts as changed.
+
+Both sides also prove that they hash what this tool compares: each rebuilds its own
+fingerprint from the parts and must get :func:`~advlit.results.code_fingerprint`'s value
+(else the scheme changed: use the mode above). The toy runs of chapter 06 are checked the same
+way with ``toy_fingerprint``, their own part being the whole of
+``advlit/analysis/decision_boundary.py``. Each run is reported as ``restamped``,
+``current`` or ``kept (why)``; ``--dry-run`` writes nothing. Show first that the change is
+neutral (``tools/check_neutral_change.py``), then
+
+    python tools/restamp_records.py --same-scheme --old 392c640 --allow advlit/schedules.py advlit/config.py
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import tarfile
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -116,10 +144,15 @@ def _registry_functions_unchanged(before: str, after: str) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", required=True, help="the commit whose fingerprint scheme stamped the records")
+    parser.add_argument("--old", required=True, help="the commit whose code (or fingerprint scheme) stamped the records")
     parser.add_argument("--allow", nargs="*", default=[], help="files whose change leaves training results alone")
     parser.add_argument("--results", default=str(REPO / "results" / "cpu"))
+    parser.add_argument("--same-scheme", action="store_true",
+                        help="the scheme is unchanged, the code changed neutrally: fingerprint with --old's own code")
+    parser.add_argument("--dry-run", action="store_true", help="with --same-scheme: report only, write nothing")
     args = parser.parse_args(argv)
+    if args.same_scheme:
+        return same_scheme(args.old, args.allow, Path(args.results), dry_run=args.dry_run)
     allow = set(args.allow)
     mapping: dict[tuple[str, str], str] = {}  # (config hash, old code) -> new code
     old_by_spec: dict[str, str] = {}
@@ -199,6 +232,178 @@ def _restamp_toys(results_dir: Path, commit: str, allow: set[str]) -> None:
         stored["code"] = toy.toy_fingerprint(spec)
         _write_like(path, stored)
         print(f"re-stamped {path.name}")
+
+
+# ------------------------------------------------------------- --same-scheme
+#: run by ``python -c`` inside a tree (PYTHONPATH = the tree): reads a JSON list of items
+#: (``{"config": {...}}`` for a run, ``{"toy": spec}`` for a toy run of chapter 06) from the
+#: file ``argv[1]`` and writes, per item, the tree's fingerprint, the sha256 of the code of
+#: every part it hashes, and whether the parts rebuild the fingerprint, to ``argv[2]``
+PARTS_WORKER = r"""
+import hashlib, json, sys, textwrap, traceback
+from pathlib import Path
+import advlit
+from advlit import results
+from advlit.config import RunConfig
+
+assert Path(advlit.__file__).resolve().parent == Path(sys.argv[3]).resolve(), advlit.__file__
+PKG = results.PACKAGE_DIR
+sha = lambda text: hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def code(path):
+    return results._code_only(Path(path).read_text())
+
+
+def parts_of(target):
+    spec = target if isinstance(target, str) else target.method
+    files = {p.resolve() for pattern in results.CORE_FILES for p in PKG.glob(pattern)}
+    files.update(results._method_files(spec))
+    parts, digest = {}, hashlib.sha256()
+    for path in sorted(files):
+        rel = str(path.relative_to(PKG))
+        digest.update(rel.encode())
+        digest.update(code(path).encode())
+        parts["advlit/" + rel] = sha(code(path))
+    if not isinstance(target, str):
+        from advlit.data import dataset_code, dataset_info
+        from advlit.models import model_code
+
+        info = dataset_info(target.dataset)
+        inner = hashlib.sha256()
+        for owner, sources in (("advlit/data/__init__.py", dataset_code(target.dataset)),
+                               ("advlit/models/__init__.py", model_code(target.model or info.default_model,
+                                                                        info.num_classes, info.input_shape,
+                                                                        **target.model_args))):
+            for i, source in enumerate(sources):
+                if isinstance(source, Path):
+                    rel = str(source.relative_to(PKG))
+                    inner.update(rel.encode())
+                    inner.update(code(source).encode())
+                    parts["advlit/" + rel] = sha(code(source))
+                elif isinstance(source, str):
+                    text = results._code_only(textwrap.dedent(source))
+                    inner.update(text.encode())
+                    parts[f"{owner}#{i}"] = sha(text)
+                else:
+                    inner.update(source)
+                    parts[f"{owner}#{i}"] = sha(source)
+        digest.update(inner.digest())
+    return digest.hexdigest()[:12], parts
+
+
+out = []
+for item in json.loads(Path(sys.argv[1]).read_text()):
+    try:
+        if "toy" in item:
+            from advlit.analysis import decision_boundary as toy
+
+            rebuilt, parts = parts_of(item["toy"])
+            same = rebuilt == results.code_fingerprint(item["toy"])
+            toy_file = Path(toy.__file__).resolve()
+            parts["advlit/" + str(toy_file.relative_to(PKG))] = sha(code(toy_file))
+            out.append({"fingerprint": toy.toy_fingerprint(item["toy"]), "parts": parts, "same_scheme": same})
+        else:
+            config = RunConfig.from_dict(item["config"])
+            rebuilt, parts = parts_of(config)
+            fingerprint = results.code_fingerprint(config)
+            out.append({"fingerprint": fingerprint, "parts": parts, "same_scheme": rebuilt == fingerprint})
+    except Exception as err:  # reported per item: the tree cannot fingerprint it
+        out.append({"error": f"{type(err).__name__}: {err}"})
+Path(sys.argv[2]).write_text(json.dumps(out))
+"""
+
+
+@contextmanager
+def commit_tree(commit: str):
+    """A temporary folder holding ``advlit/`` as it is in ``commit`` (``git archive``)."""
+    with tempfile.TemporaryDirectory(prefix="advlit-old-") as tmp:
+        archive = Path(tmp) / "tree.tar"
+        subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), commit, "advlit"], cwd=REPO, check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(tmp) / "tree", filter="data")
+        archive.unlink()
+        yield Path(tmp) / "tree"
+
+
+def tree_env(tree: Path) -> dict:
+    """The environment of a subprocess that imports ``advlit`` from ``tree``, single-threaded."""
+    return {**os.environ, "PYTHONPATH": str(tree), "ADVLIT_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_in_tree(tree: Path, script: str, payload) -> list:
+    """Run ``script`` (``python -c``, in ``tree``, importing ``advlit`` from it) on ``payload``
+    (a JSON value, the file ``argv[1]``); return the JSON it writes to ``argv[2]``."""
+    with tempfile.TemporaryDirectory(prefix="advlit-io-") as io:
+        src, dst = Path(io) / "in.json", Path(io) / "out.json"
+        src.write_text(json.dumps(payload))
+        done = subprocess.run([sys.executable, "-c", script, str(src), str(dst), str(tree / "advlit")], cwd=tree,
+                              env=tree_env(tree), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the worker failed in {tree}:\n{done.stderr[-3000:]}")
+        return json.loads(dst.read_text())
+
+
+def same_scheme_verdict(stored: str | None, old: dict, new: dict, allow) -> tuple[str, str]:
+    """``(verdict, why)`` for one run: ``restamped`` (to ``new["fingerprint"]``), ``current``
+    or ``kept``. ``old`` / ``new``: the worker's answers for the run in ``--old`` and here."""
+    for side, answer in (("--old", old), ("the working tree", new)):
+        if "error" in answer:
+            return "kept", f"{side} cannot fingerprint it ({answer['error']})"
+        if not answer["same_scheme"]:
+            return "kept", f"{side}'s code_fingerprint hashes other parts than this tool compares (the scheme changed)"
+    if stored != old["fingerprint"]:
+        return "kept", f"its stamp {stored} is not --old's fingerprint {old['fingerprint']}"
+    allowed = {str(a).lstrip("./") for a in allow}
+    changed = sorted(label for label in set(old["parts"]) | set(new["parts"])
+                     if old["parts"].get(label) != new["parts"].get(label) and label.split("#")[0] not in allowed)
+    if changed:
+        return "kept", "changed: " + ", ".join(changed)
+    if new["fingerprint"] == stored:
+        return "current", "same fingerprint"
+    return "restamped", f"{stored} -> {new['fingerprint']}"
+
+
+def same_scheme(commit: str, allow, results_dir: Path, dry_run: bool = False) -> int:
+    """Re-stamp the records of ``results_dir`` made by ``commit``'s code (see the module docstring)."""
+    runs = sorted(results_dir.glob("*/record.json"))
+    toys = sorted(results_dir.glob("piat_toy/*.json"))
+    records = [json.loads(p.read_text()) for p in runs]
+    stored_toys = [json.loads(p.read_text()) for p in toys]
+    items = [{"config": r["config"]} for r in records] + \
+            [{"toy": t.get("spec") or p.stem.split("_s")[0]} for p, t in zip(toys, stored_toys)]
+    with commit_tree(commit) as tree:
+        old = run_in_tree(tree, PARTS_WORKER, items)
+    new = run_in_tree(REPO, PARTS_WORKER, items)
+    mapping: dict[tuple[str, str], str] = {}  # (config hash, old code) -> new code
+    counts: dict[str, int] = {}
+    for k, (path, data) in enumerate([*zip(runs, records), *zip(toys, stored_toys)]):
+        verdict, why = same_scheme_verdict(data.get("code"), old[k], new[k], allow)
+        counts[verdict] = counts.get(verdict, 0) + 1
+        name = path.parent.name if path.name == "record.json" else f"piat_toy/{path.name}"
+        print(f"{verdict:9} {name}: {why}")
+        if verdict != "restamped" or dry_run:
+            continue
+        before, data["code"] = data["code"], new[k]["fingerprint"]
+        _write_like(path, data)
+        if path.name == "record.json":
+            mapping[(data["config_hash"], before)] = data["code"]
+            weights = path.parent / results.WEIGHTS
+            if weights.exists():
+                state = torch.load(weights, map_location="cpu", weights_only=False)
+                if state["code"] == before:
+                    state["code"] = data["code"]
+                    torch.save(state, weights)
+                    print(f"          {name}/{results.WEIGHTS}: re-stamped")
+    print(", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + (" (dry run: nothing written)" if dry_run else ""))
+    if not dry_run:
+        for cache in sorted(results_dir.glob("*.json")):
+            data = json.loads(cache.read_text())
+            count = _restamp_keys(data.get("key"), mapping)
+            if count:
+                _write_like(cache, data)
+                print(f"{cache.name}: {count} keys re-stamped")
+    return 0
 
 
 if __name__ == "__main__":
