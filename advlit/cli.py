@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="training epochs (default 30)")
     t.add_argument("--batch-size", type=int, help="batch size (default 128)")
     t.add_argument("--lr", type=_number, help="peak learning rate (default 0.1)")
-    t.add_argument("--lr-schedule", help="cyclic, piecewise, multistep or constant (default cyclic)")
-    t.add_argument("--milestones", type=int, nargs="*", help="epochs where multistep divides the LR by 10")
+    t.add_argument("--lr-schedule", help="cyclic, piecewise, multistep, linear_decay or constant (default cyclic)")
+    t.add_argument("--milestones", type=int, nargs="*", help="epochs where multistep divides the LR by 10 (linear_decay: where each linear segment ends)")
     t.add_argument("--momentum", type=_number, help="SGD momentum (default 0.9)")
     t.add_argument("--weight-decay", type=_number, help="SGD weight decay (default 5e-4)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None,

@@ -65,7 +65,7 @@ class RunConfig:
     batch_size: int = 128
     lr: float = 0.1  # peak learning rate
     lr_schedule: str = "cyclic"
-    milestones: list = field(default_factory=list)  # epochs, for "multistep"
+    milestones: list = field(default_factory=list)  # epochs, for "multistep" and "linear_decay"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = True  # the dataset's crop/flip, if it has one

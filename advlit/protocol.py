@@ -29,8 +29,9 @@ method's default. Values are compared after a normalisation:
   the paper's, given either as a multiple of eps (``1.25``) or in pixels (``4/255``);
   ``method_args.eps_options`` / ``step_options`` (LAS-AT: multiples of eps) in pixels;
 - ``lr_schedule``: ``cyclic``, ``step [epochs]`` (divide by 10 at those epochs; the package's
-  ``piecewise`` and ``multistep``; without epochs any milestones match), or a schedule the
-  package lacks (``linear-decay ...``), which matches nothing;
+  ``piecewise`` and ``multistep``; without epochs any milestones match), or
+  ``linear_decay [epochs]`` (constant until the first epoch, then linear to /10 at each
+  next one: PIAT's schedule, :mod:`advlit.schedules`);
 - ``final_attacks``: every attack the paper names must be run (extra ones are fine); ``cw``
   without a step count matches any ``cw-K``, ``pgd-50`` any number of restarts, ``apgd``
   (stand-alone APGD) the package's ``apgd-ce`` (AutoAttack's APGD-CE, 100 iterations);
@@ -155,6 +156,8 @@ def _schedule(cfg) -> tuple[str, tuple]:
         return "step", (round(0.8 * cfg.epochs), round(0.9333 * cfg.epochs))
     if cfg.lr_schedule == "multistep":
         return "step", tuple(int(m) for m in cfg.milestones)
+    if cfg.lr_schedule == "linear_decay":
+        return "linear_decay", tuple(int(m) for m in cfg.milestones)
     return cfg.lr_schedule, ()
 
 
@@ -183,7 +186,8 @@ def resolve(cfg, setting: str, paper: str) -> tuple[str, bool]:
         return f"{_pixels(float(step))} ({step / cfg.eps:g} eps)", math.isclose(step, target, rel_tol=1e-6)
     if setting == "lr_schedule":
         name, marks = _schedule(cfg)
-        shown = cfg.lr_schedule + (f" (/10 at {', '.join(map(str, marks))})" if marks else "")
+        what = "linear /10 per segment" if name == "linear_decay" else "/10"
+        shown = cfg.lr_schedule + (f" ({what} at {', '.join(map(str, marks))})" if marks else "")
         toks = paper.split()
         same = toks[0] == name and (len(toks) == 1 or tuple(int(t) for t in toks[1:]) == marks)
         return shown, same

@@ -54,6 +54,18 @@ def test_a_changed_gpu_value_is_caught(monkeypatch):
     assert any(p.startswith("las.k20: method_args.interval is 60") for p in protocol_problems("las_at")["unexplained"])
 
 
+def test_piats_linear_decay_is_checked_with_its_epochs(monkeypatch):
+    """PIAT's schedule (Sec. V-A: linear decays ending at 90 and 120) is matched epoch by epoch."""
+    gpu = get_config("piat.pgd_at", "gpu")
+    assert resolve(gpu, "lr_schedule", "linear_decay 60 90 120")[1]
+    assert not resolve(gpu, "lr_schedule", "linear_decay 60 90 130")[1]
+    assert not resolve(gpu, "lr_schedule", "step 60 90 120")[1]
+    registry = experiments._load()
+    spec = registry["piat.pgd_at"]
+    monkeypatch.setitem(registry, "piat.pgd_at", {**spec, "gpu": {**spec["gpu"], "milestones": [75, 105, 120]}})
+    assert any(p.startswith("piat.pgd_at: lr_schedule is linear_decay") for p in protocol_problems("piat")["unexplained"])
+
+
 def test_normalisation():
     gpu = get_config("atas.atas", "gpu")
     assert resolve(gpu, "eps", "8/255") == ("8/255", True)

@@ -400,6 +400,6 @@ chapter_verdicts("06_piat", profile=chapter.profile, results_dir=chapter.results
 # ```
 #
 # The `gpu` profile trains ResNet-18 on CIFAR-10 for 120 epochs with PGD-10 for each of
-# the ten experiments of `advlit/experiments/piat.py` and each seed; the learning-rate
-# schedule approximates the paper's linear decays by steps at epochs 75 and 105. The paper
+# the ten experiments of `advlit/experiments/piat.py` and each seed; the learning rate is
+# the paper's: 0.01 until epoch 60, then linear to 0.001 at 90 and 0.0001 at 120. The paper
 # does not report training times: not measured.
