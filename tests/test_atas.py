@@ -49,7 +49,7 @@ def test_alpha_ratio_sets_the_maximum_step_gamma_over_c():
 
 def test_adaptive_step_follows_eqs_3_and_4():
     ctx = context(4, (1, 4, 4))
-    m, model = make("atas", 0.2, ctx, c=0.5, beta=0.5)
+    m, model = make("atas", 0.2, ctx, c=0.5, beta=0.5, grad_norm="example")  # Eq. 3 as printed
     x = torch.full((4, 1, 4, 4), 0.5)
     y = torch.tensor([0, 1, 2, 0])
     batch = Batch(x, y, torch.arange(4))
@@ -64,6 +64,38 @@ def test_adaptive_step_follows_eqs_3_and_4():
     # larger gradient norm -> smaller step, never above gamma / c
     order = torch.argsort(norms)
     assert torch.all(step2[order].diff() <= 1e-7) and torch.all(step2 <= m.alpha + 1e-7)
+
+
+def test_default_step_is_the_papers_cifar_setting():
+    """ATAS() defaults: gamma / c = 2 eps (16/255 at 8/255), c = 0.01 on the batch-mean
+    gradient (the scale the paper's c = 0.01 was set for), beta = 0.5:
+    step_i = gamma / (c + sqrt(0.5 (||g_i|| / B)^2))."""
+    ctx = context(4, (1, 4, 4))
+    m, _ = make("atas", 8 / 255, ctx)
+    assert (m.c, m.grad_norm, m.beta) == (0.01, "batch_mean", 0.5)
+    batch = Batch(torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), torch.arange(4))
+    grad = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 0.1
+    norms = grad.flatten(1).norm(dim=1) / 4
+    expected = (16 / 255 * 0.01) / (0.01 + (0.5 * norms ** 2).sqrt())
+    assert torch.allclose(m.step_size(batch, grad), expected)
+
+
+def test_gpu_atas_runs_keep_the_papers_maximum_step():
+    """ATAS, Sec. V: gamma / c = 16/255 at every budget; an ATAS run of the gpu profile at
+    eps other than 8/255 must state alpha = 16/255 (2 eps is the paper's value only at 8/255)."""
+    from advlit.experiments import get_config, list_experiments
+
+    checked = 0
+    for name in list_experiments():
+        cfg = get_config(name, "gpu")
+        base = cfg.method.split("+")[-1].strip()
+        if base != "atas":
+            continue
+        own = {k: v for k, v in cfg.method_args.items() if "." not in k or k.startswith("atas.")}
+        m = build_method("atas", cfg.eps, cfg.alpha_ratio, **{k.removeprefix("atas."): v for k, v in own.items()})
+        assert m.alpha == pytest.approx(16 / 255), (name, cfg.eps, m.alpha)
+        checked += 1
+    assert checked > 0
 
 
 def test_step_clamp_warmup_and_batch_mean_options():

@@ -7,7 +7,10 @@ import torch
 from torch import nn
 
 from advlit.data import Augmentation
+from advlit.experiments import get_config
+from advlit.experiments.initialization import code_label_smoothing
 from advlit.methods import Batch, TrainContext, build_method
+from advlit.methods.fgsm_pgi import prior_regulariser
 from helpers import same_state, straight_and_resumed, tiny_config
 
 EPS = 0.2
@@ -125,6 +128,91 @@ def test_mep_momentum_update():
     assert torch.allclose(method.momentum[[2, 5]], 0.3 * old + grad / norm, atol=1e-6)
     expected_prior = (x_pgi + EPS * method.momentum[[2, 5]].sign()).clamp(batch.x - EPS, batch.x + EPS).clamp(0, 1)
     assert torch.allclose(method.delta[[2, 5]], expected_prior - batch.x, atol=1e-6)
+
+
+def _mep_step_by_hand(momentum_norm):
+    """One MEP step on examples 2 and 5 with a known old momentum; returns the method, the
+    old momentum and the input gradient at the prior."""
+    model, _, method = setup("fgsm_mep", mu=0.3, momentum_norm=momentum_norm)
+    batch = make_batch([2, 5])
+    method.momentum[2] = 0.5
+    method.momentum[5] = -2.0
+    old = method.momentum[[2, 5]].clone()
+    x_pgi = (batch.x + method.prior(batch)).clamp(batch.x - EPS, batch.x + EPS).clamp(0, 1)
+    x_req = x_pgi.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(x_req), batch.y), x_req)
+    method.perturb(model, batch)
+    return method, old, grad
+
+
+def test_mep_sign_momentum_is_the_slides_alg3():
+    """Alg. 3, lines 12-13: g_c = sign(grad), D^m = mu D^m + g_c. Old momentum 0.5 -> 0.15 +
+    sign(grad), i.e. 1.15 or -0.85; old -2 -> -0.6 + sign(grad), i.e. 0.4 or -1.6."""
+    method, _, grad = _mep_step_by_hand("sign")
+    assert grad.ne(0).all()
+    expected_2 = torch.where(grad[0] > 0, torch.tensor(1.15), torch.tensor(-0.85))
+    expected_5 = torch.where(grad[1] > 0, torch.tensor(0.4), torch.tensor(-1.6))
+    assert torch.allclose(method.momentum[2], expected_2, atol=1e-6)
+    assert torch.allclose(method.momentum[5], expected_5, atol=1e-6)
+
+
+def test_mep_l1_batch_momentum_is_the_codes():
+    """The authors' code: momentum = grad / ||grad||_1 (over the whole batch) + mu momentum."""
+    method, old, grad = _mep_step_by_hand("l1_batch")
+    assert torch.allclose(method.momentum[[2, 5]], 0.3 * old + grad / grad.abs().sum(), atol=1e-7)
+
+
+def test_defaults_are_the_slides():
+    """FGSM-PGI's defaults follow the slides: g_c = sign(grad) (Alg. 3) and the squared L2
+    norm summed over the logits; the code's l1_batch and MSELoss are options."""
+    mep = build_method("fgsm_mep", EPS)
+    assert (mep.momentum_norm, mep.reg) == ("sign", "sum")
+    assert build_method("fgsm_bp", EPS).reg == "sum" and build_method("fgsm_ep", EPS).reg == "sum"
+    for name in ("init.fgsm_mep", "init.fgsm_mep_2eps"):  # the gpu profile runs the slides' settings
+        gpu = get_config(name, "gpu")
+        gpu_mep = build_method(gpu.method, gpu.eps, gpu.alpha_ratio, **gpu.method_args)
+        assert (gpu_mep.momentum_norm, gpu_mep.reg) == ("sign", "sum")
+    code = get_config("init.mep_authors", "gpu").method_args
+    assert (code["momentum_norm"], code["reg"], code["init"]) == ("l1_batch", "mean", "sign")
+
+
+def test_cpu_runs_keep_the_settings_of_their_records():
+    """The cpu records of chapter 03 were made with reg="mean" and, for MEP, the per-example
+    L1 momentum (the defaults before fidelity issue 13): the cpu profile pins them."""
+    for name in ("init.fgsm_bp", "init.fgsm_ep", "init.fgsm_mep", "init.fgsm_mep_2eps"):
+        args = get_config(name, "cpu").method_args
+        assert args["reg"] == "mean"
+        assert args.get("momentum_norm") == ("l1" if "mep" in name else None)
+
+
+def test_sum_regulariser_is_k_times_the_mean():
+    """The slides' squared norm ("sum") against the code's MSELoss ("mean") on K logits."""
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 2.0]])
+    b = torch.zeros(2, 3)
+    assert prior_regulariser(a, b, "sum").item() == pytest.approx((14 + 4) / 2)  # per example, batch mean
+    assert prior_regulariser(a, b, "mean").item() == pytest.approx(18 / 6)
+    g = torch.Generator().manual_seed(0)
+    for k in (3, 10, 100):
+        a, b = torch.randn(5, k, generator=g), torch.randn(5, k, generator=g)
+        assert torch.allclose(prior_regulariser(a, b, "sum"), k * prior_regulariser(a, b, "mean"))
+
+
+def test_code_label_smoothing_converts_the_true_class_probability():
+    """The code's factor is the true class's target probability (0.6 for PGI, 0.5 for SDI);
+    PyTorch's label_smoothing epsilon gives the true class 1 - eps + eps / K, so
+    eps = (1 - factor) K / (K - 1): 0.6 -> 4/9 with ten classes."""
+    assert code_label_smoothing(0.6) == pytest.approx(0.4 * 10 / 9)
+    assert code_label_smoothing(0.5, classes=100) == pytest.approx(0.5 * 100 / 99)
+    k, factor = 10, 0.6
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(8, k, generator=g), torch.randint(0, k, (8,), generator=g)
+    one_hot = nn.functional.one_hot(y, k).float()  # the code's _label_smoothing and LabelSmoothLoss
+    target = one_hot * factor + (one_hot - 1) * ((factor - 1) / (k - 1))
+    code_loss = (-target * logits.log_softmax(1)).sum(1).mean()
+    ours = nn.functional.cross_entropy(logits, y, label_smoothing=code_label_smoothing(factor, k))
+    assert torch.allclose(ours, code_loss)
+    assert get_config("init.mep_authors", "gpu").method_args["label_smoothing"] == pytest.approx(4 / 9)
+    assert get_config("init.sdi_authors", "gpu").method_args["label_smoothing"] == pytest.approx(5 / 9)
 
 
 def test_mep_with_sign_normalisation_reduces_to_ep():

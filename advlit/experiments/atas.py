@@ -20,7 +20,7 @@ gpu profile (the paper's protocol, Sec. V and Appendix): CIFAR-10, ResNet-18 (Ta
     it as ``method_args={"alpha": 16 / 255}``, which :func:`advlit.methods.build_method`
     keeps over ``alpha_ratio``; no experiment of this chapter runs ATAS at another budget),
     c = 0.01 on the gradient of the batch-mean loss as in the official code
-    (``grad_norm="batch_mean"``), beta = 0.5, reset every 10 epochs, no clamp and no
+    (``grad_norm="batch_mean"``; ATAS's defaults, stated explicitly), beta = 0.5, reset every 10 epochs, no clamp and no
     warm-up (the paper's Alg. 1); ``atas.atas_code`` adds the official code's clamp
     [4/255, 14/255] and 5 warm-up epochs.
 

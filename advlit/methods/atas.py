@@ -20,10 +20,20 @@ of Eq. 3 is the one of the attack step: ATAS costs no extra forward-backward pas
 
 Conventions of this implementation (paper = default, official code = option):
 - ``alpha`` (``--alpha-ratio r`` -> ``r * eps``) is the *maximum* step gamma / c, so
-  ``gamma = alpha * c`` (paper: gamma / c = 16/255, c = 0.01 on CIFAR-10, 0.1 on ImageNet).
-- ``grad_norm="example"`` takes the L2 norm of each example's own gradient (the paper's
-  Eq. 3); ``"batch_mean"`` divides it by the batch size, which is what the official code
-  measures (the gradient of the batch-*mean* loss) and what its c = 0.01 was tuned for.
+  ``gamma = alpha * c``. The paper fixes gamma / c = 16/255 (Sec. V; Table IV ablates it
+  around 16/255 at eps = 12/255 and 16/255), and the official code hard-codes it
+  (``2 * 8 / 255``, whatever eps). The default, 2 eps, is that value at eps = 8/255 and
+  scales with eps (the digits16 runs, eps = 0.2); a run at another CIFAR budget states
+  ``alpha=16/255`` (``method_args``), which :func:`advlit.methods.build_method` keeps over
+  ``alpha_ratio``.
+- ``c`` = 0.01 (the paper's value on CIFAR-10 / CIFAR-100; 0.1 on ImageNet) with
+  ``grad_norm="batch_mean"`` (default): the norm of each example's gradient divided by the
+  batch size, which is what the official code measures (the gradient of the batch-*mean*
+  loss), the scale at which it uses the paper's c = 0.01 (App. B: c "should be close to
+  the magnitude of v").
+  ``"example"`` takes each example's own gradient as Eq. 3 writes it; it needs a c about
+  B times larger (at c = 0.01 and B = 128 its steps are up to 128 times smaller), so it is
+  an option for a c chosen for it (the digits16 cpu runs: c = 0.5).
 - ``min_step_ratio`` / ``max_step_ratio`` clamp the step to ``[min, max] * eps`` (the
   official code: [4/255, 14/255] at 8/255, i.e. [0.5, 1.75] eps; the paper: no clamp).
 - ``warmup_epochs``: the official code uses the fixed step ``warmup_step_ratio * eps``
@@ -191,15 +201,16 @@ class ATTA(Method):
 class ATAS(ATTA):
     """ATAS (Huang et al. 2022, Alg. 1): ATTA with the adaptive step of Eqs. 3-4.
 
-    ``alpha`` is the maximum step gamma / c (default 2 eps, i.e. 16/255 at 8/255); ``c``
-    (paper: 0.01 on CIFAR, 0.1 on ImageNet), ``beta`` (0.5) and the options of the official
-    code are described in the module docstring.
+    ``alpha`` is the maximum step gamma / c (default 2 eps, i.e. the paper's 16/255 at 8/255);
+    ``c`` (paper: 0.01 on CIFAR, 0.1 on ImageNet) goes with ``grad_norm`` (default
+    ``"batch_mean"``, the scale at which the official code uses c = 0.01); ``beta`` (0.5) and
+    the options of the official code are described in the module docstring.
     """
 
     default_alpha_ratio = 2.0
 
     def __init__(self, eps: float, alpha: float | None = None, c: float = 0.01, beta: float = 0.5,
-                 grad_norm: str = "example", min_step_ratio: float | None = None,
+                 grad_norm: str = "batch_mean", min_step_ratio: float | None = None,
                  max_step_ratio: float | None = None, warmup_epochs: int = 0, warmup_step_ratio: float = 1.0,
                  reset_every: int | None = 10, attack_mode: str = "eval", store_size: int | None = None,
                  track_norms: bool = False):

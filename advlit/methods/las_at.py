@@ -13,16 +13,32 @@ network takes one REINFORCE step (Eqs. 11-13) on the reward
   (one SGD step of a copy of the target on the example) under PGD-10 at the evaluation eps;
 - ``L3`` (Eq. 6): how well ``w_hat`` classifies the clean input.
 
-``reward="paper"`` (default) uses the paper's negative losses ``-CE`` for L2 and L3;
-``reward="code"`` the authors' code's accuracies (0/1 per example). alpha = 2, beta = 4
-(paper). ``interval``: paper k = 40 (code 20). ``policy_lr``: paper 1e-3 (code 1e-4).
-The option sets are given as *multiples of eps*: the defaults are the paper's
-eps in {3..15}/255, step in {1..5}/255 and iterations in {3..14} at eps = 8/255 (the
-authors' code; the paper's Sec. 4.1 text says steps 1..6 and iterations 3..15), so at
-another eps (digits16: 0.2) they scale proportionally.
+``reward="paper"`` (default): Eqs. 5-7 as printed, per example: ``L2`` and ``L3`` are the
+negative cross-entropies of ``w_hat`` and alpha = 2, beta = 4 (Sec. 4.1, ``weight_l2``,
+``weight_l3``). ``reward="code"``: the authors' code (``LAS_AT_train_cifar10.py``,
+``Get_reward``): ONE reward per batch, ``R1 + 4 * acc_rob + 2 * acc_clean`` with ``R1`` the
+batch-mean loss clamped to [0, 10] and the accuracies of ``w_hat`` over the batch (the
+code's ``R2_param = 4`` on robustness and ``R3_param = 2`` on clean accuracy: the paper's
+weights swapped; :data:`CODE_WEIGHT_L2`, :data:`CODE_WEIGHT_L3`). In that mode a zero
+``weight_l2`` / ``weight_l3`` still drops its term (Table 6's ablation); other values are
+replaced by the code's. Either way the REINFORCE loss is the mean over the batch of
+``-log p(a | x) * reward``, the code's sum over heads of ``mean(-log p_h * reward)``.
+``interval``: paper k = 40 (code 20). ``policy_lr``: paper 1e-3 (code 1e-4).
+
+The option sets are given as *multiples of eps*; the defaults are the ranges LAS-AT's
+Sec. 4.1 prints, in units of 1/255 at eps = 8/255: eps 3..15, step 1..6 and iterations
+3..15 (:data:`PAPER_EPS`, :data:`PAPER_STEP`, :data:`PAPER_ITERS`); at another eps (digits16:
+0.2) they scale proportionally. The authors' code (its README's commands) uses eps 3..15,
+step 1..5 and iterations 3..14: :data:`CODE_EPS`, :data:`CODE_STEP`, :data:`CODE_ITERS`,
+passed as ``eps_options``, ``step_options``, ``iter_options``.
+
 Differences to the code, on purpose: the random start is ``U(-eps_i, eps_i)`` with each
 example's own eps (code: ``U(-8/255, 8/255)``); the look-ahead step has no label smoothing
-(code: 0.7); the policy's SGD uses momentum 0.9 and weight decay 5e-4 (not stated).
+and no weight decay (code: 0.7 and a fresh SGD with weight decay 5e-4); the PGD-10 of
+``L2`` has one start, no early stop and ``w_hat`` in eval mode (code: two restarts, an
+example stops once misclassified, ``w_hat`` left in train mode); the policy's SGD uses
+momentum 0.9 (Sec. 4.1: "SGD momentum optimizer", no value; code: plain SGD) and weight
+decay 5e-4 (not stated).
 """
 from __future__ import annotations
 
@@ -38,10 +54,20 @@ from advlit.methods.las_policy import StrategyNet, histogram, reinforce_loss, sa
 from advlit.methods.registry import register
 from advlit.utils import ConfigError
 
-#: the paper's options at eps = 8/255, as multiples of eps (LAS-AT Sec. 4.1)
+#: the paper's options at eps = 8/255, as multiples of eps (LAS-AT Sec. 4.1: eps 3..15,
+#: step 1..6, iterations 3..15)
 PAPER_EPS = tuple(k / 8 for k in range(3, 16))
-PAPER_STEP = tuple(k / 8 for k in range(1, 6))
-PAPER_ITERS = tuple(range(3, 15))
+PAPER_STEP = tuple(k / 8 for k in range(1, 7))
+PAPER_ITERS = tuple(range(3, 16))
+#: the authors' code's options (README commands: eps 3..15, step 1..5, iterations 3..14)
+CODE_EPS = PAPER_EPS
+CODE_STEP = tuple(k / 8 for k in range(1, 6))
+CODE_ITERS = tuple(range(3, 15))
+#: the code's reward weights: ``R2_param`` on the robust accuracy, ``R3_param`` on the clean one
+CODE_WEIGHT_L2 = 4.0
+CODE_WEIGHT_L3 = 2.0
+PAPER_WEIGHT_L2 = 2.0  # alpha, LAS-AT Sec. 4.1
+PAPER_WEIGHT_L3 = 4.0  # beta
 REWARDS = ("paper", "code")
 
 
@@ -55,8 +81,10 @@ class LASPGDAT(Method):
     iter_options : PGD iteration counts.
     interval : target steps between two policy steps (k; paper 40, code 20).
     weight_l2, weight_l3 : alpha and beta of Eq. 7 (paper 2 and 4); 0 drops the term
-        (the L1 / L1+L2 / L1+L3 ablation of Table 6).
-    reward : ``"paper"`` (negative losses in L2, L3) or ``"code"`` (accuracies).
+        (the L1 / L1+L2 / L1+L3 ablation of Table 6). With ``reward="code"`` a non-zero
+        weight means the code's (4 on L2, 2 on L3).
+    reward : ``"paper"`` (per example, negative losses in L2, L3) or ``"code"`` (one reward
+        per batch from the batch's accuracies, the code's weights), see the module docstring.
     policy_lr : SGD learning rate of the strategy network (paper 1e-3, code 1e-4).
     policy_backbone : ``"resnet18"`` (paper) or ``"small_cnn"`` (cpu profile).
     eval_steps : PGD iterations of L2's robustness check (10).
@@ -65,12 +93,18 @@ class LASPGDAT(Method):
     loss_name = "ce"
 
     def __init__(self, eps: float, alpha: float | None = None, eps_options=PAPER_EPS, step_options=PAPER_STEP,
-                 iter_options=PAPER_ITERS, interval: int = 40, weight_l2: float = 2.0, weight_l3: float = 4.0,
-                 reward: str = "paper", policy_lr: float = 1e-3, policy_backbone: str = "resnet18",
-                 clip: float = 1.0, l1_max: float = 10.0, eval_steps: int = 10):
+                 iter_options=PAPER_ITERS, interval: int = 40, weight_l2: float = PAPER_WEIGHT_L2,
+                 weight_l3: float = PAPER_WEIGHT_L3, reward: str = "paper", policy_lr: float = 1e-3,
+                 policy_backbone: str = "resnet18", clip: float = 1.0, l1_max: float = 10.0, eval_steps: int = 10):
         super().__init__(eps, alpha)
         if reward not in REWARDS:
             raise ConfigError(f"{self.name}: reward must be one of {REWARDS}, got {reward!r}")
+        if reward == "code":  # the code's weights replace a non-zero weight: refuse one that means neither
+            for key, value, paper, code in (("weight_l2", weight_l2, PAPER_WEIGHT_L2, CODE_WEIGHT_L2),
+                                            ("weight_l3", weight_l3, PAPER_WEIGHT_L3, CODE_WEIGHT_L3)):
+                if float(value) not in (0.0, paper, code):
+                    raise ConfigError(f"{self.name}: with reward='code' {key} is the code's {code:g} (or 0 to drop "
+                                      f"the term), got {value}")
         if int(interval) < 1:
             raise ConfigError(f"{self.name}: interval must be >= 1, got {interval}")
         if not (eps_options and step_options and iter_options) or min(iter_options) < 1:
@@ -156,26 +190,36 @@ class LASPGDAT(Method):
         optimizer.step()
         return loss, logits
 
+    def reward_weights(self) -> tuple[float, float]:
+        """The weights of L2 and L3 in the reward: alpha and beta (``reward="paper"``) or the
+        code's 4 and 2 (``reward="code"``); a zero weight drops its term either way."""
+        if self.reward == "paper":
+            return self.weight_l2, self.weight_l3
+        return (CODE_WEIGHT_L2 if self.weight_l2 else 0.0, CODE_WEIGHT_L3 if self.weight_l3 else 0.0)
+
     def policy_step(self, model, optimizer, batch: Batch) -> dict:
-        """One REINFORCE step of the strategy network on the reward L0 of Eq. 7."""
+        """One REINFORCE step of the strategy network on the reward L0 of Eq. 7: per example
+        (paper) or one value for the batch (code), see the module docstring."""
         x, y = batch.x, batch.y
         indices, strategy, logp = self.sample(x, grad=True)
         with eval_mode(model):
             x_adv = self.attack(model, x, y, strategy)
             with torch.no_grad():
-                l1 = self.per_example_loss(model, x, x_adv, y, strategy)[0].clamp(0, self.l1_max)
+                l1 = self.per_example_loss(model, x, x_adv, y, strategy)[0]
+        l1 = (l1.mean() if self.reward == "code" else l1).clamp(0, self.l1_max)
         reward = l1
         out = {"reward_l1": l1.mean().item()}
-        if self.weight_l2 or self.weight_l3:
+        weight_l2, weight_l3 = self.reward_weights()
+        if weight_l2 or weight_l3:
             w_hat = self.look_ahead(model, optimizer, x, x_adv, y, strategy)
-            if self.weight_l2:
+            if weight_l2:
                 x_hat = pgd(w_hat, x, y, self.eps, self.eps / 4, self.eval_steps, random_start=True)
                 l2 = self._score(w_hat, x_hat, y)
-                reward = reward + self.weight_l2 * l2
+                reward = reward + weight_l2 * l2
                 out["reward_l2"] = l2.mean().item()
-            if self.weight_l3:
+            if weight_l3:
                 l3 = self._score(w_hat, x, y)
-                reward = reward + self.weight_l3 * l3
+                reward = reward + weight_l3 * l3
                 out["reward_l3"] = l3.mean().item()
         loss = reinforce_loss(logp, reward)
         self.policy_optimizer.zero_grad(set_to_none=True)
@@ -199,12 +243,13 @@ class LASPGDAT(Method):
         return w_hat.eval()
 
     def _score(self, net, x, y) -> Tensor:
-        """Per-example score of ``net`` on ``x``: ``-CE`` (paper, Eqs. 5-6) or accuracy (code)."""
+        """Score of ``net`` on ``x``: ``-CE`` per example (paper, Eqs. 5-6) or the accuracy
+        over the batch, one scalar (code)."""
         with torch.no_grad():
             logits = net(x)
             if self.reward == "paper":
                 return -F.cross_entropy(logits, y, reduction="none")
-            return (logits.argmax(1) == y).float()
+            return (logits.argmax(1) == y).float().mean()
 
     # --------------------------------------------------------------- hooks
     def on_epoch_start(self, model, epoch):

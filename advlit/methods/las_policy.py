@@ -80,9 +80,10 @@ def sample_strategy(logits: dict[str, Tensor], generator: torch.Generator | None
 def reinforce_loss(logp: Tensor, reward: Tensor) -> Tensor:
     """Descent form of LAS-AT Eq. 12: ``-mean_n( L0_n * log p(a_n | x_n) )``.
 
-    Minimising it is gradient ascent on ``J`` (Eq. 13). ``reward`` (``L0`` per example) is
-    treated as a constant. Summing the heads' log-probabilities before the product equals
-    the authors' code's sum over heads of ``mean(-log p_h * L0)``.
+    Minimising it is gradient ascent on ``J`` (Eq. 13). ``reward`` (``L0`` per example, shape
+    ``(B,)``, or one value for the whole batch, a scalar, as in the authors' code) is treated
+    as a constant. Summing the heads' log-probabilities before the product equals the code's
+    sum over heads of ``mean(-log p_h * L0)``.
     """
     return -(reward.detach() * logp).mean()
 

@@ -129,8 +129,9 @@ plt.show()
 # one with a vanishing norm gets the maximum $\gamma / c$. The gradient of {eq}`atas-v` is the
 # one the attack step needs anyway, so ATAS costs what ATTA and FGSM-RS cost: one extra
 # forward-backward pass per batch. In `advlit` the maximum step is the method's `alpha`
-# (`--alpha-ratio 2` means $\gamma / c = 2\epsilon$, the paper's 16/255 at 8/255), so
-# $\gamma = \alpha c$. {eq}`atas-v` and {eq}`atas-step`:
+# (`--alpha-ratio 2`, the default, means $\gamma / c = 2\epsilon$: the paper's 16/255 at
+# 8/255; the paper and the official code keep 16/255 at every budget, so a run at 12/255 or
+# 16/255 sets `alpha` to 16/255), so $\gamma = \alpha c$. {eq}`atas-v` and {eq}`atas-step`:
 
 # %%
 show_source(ATAS.step_size)
@@ -159,10 +160,11 @@ show_source(ATTA.store_delta)
 # %% [markdown]
 # Two choices the paper leaves to the code, and what this package does (`advlit/methods/atas.py`):
 # the official code measures $\|g_i\|$ on the gradient of the *batch-mean* loss (so it is the
-# per-example norm divided by the batch size; its $c = 0.01$ is tuned for that scale:
-# `grad_norm="batch_mean"`, used by the `gpu` profile), and it clamps the step to
-# $[4/255, 14/255]$ and uses $\alpha = \epsilon$ without updating $v$ for 5 warm-up epochs
-# (`min_step_ratio=0.5, max_step_ratio=1.75, warmup_epochs=5`, experiment `atas.atas_code`).
+# per-example norm divided by the batch size; it uses the paper's $c = 0.01$ at that scale:
+# `grad_norm="batch_mean"`, the method's default with $c = 0.01$ and the `gpu` profile's), and
+# it clamps the step to $[4/255, 14/255]$ and uses $\alpha = \epsilon$ without updating $v$
+# for 5 warm-up epochs (`min_step_ratio=0.5, max_step_ratio=1.75, warmup_epochs=5`,
+# experiment `atas.atas_code`).
 # The paper's rule for $c$ is that it "should be close to the magnitude of $v_i^j$" (ATAS,
 # App. B). On the digits the per-example norms grow from a few hundredths to several units
 # during training (Fig. 10 below), so the `cpu` profile uses the per-example norm with

@@ -125,8 +125,10 @@ show_source(sample_strategy)
 # $$ (las-reward)
 #
 # with $\mathbf x_{adv}^{\hat{\mathbf a}}$ a PGD-10 example at the evaluation budget and
-# $\alpha = 2$, $\beta = 4$. The authors' code uses accuracies instead of negative losses in
-# $\mathcal L_2, \mathcal L_3$ (`reward="code"`); the default here is the paper's.
+# $\alpha = 2$, $\beta = 4$, one reward per example (the default). The authors' code gives the
+# whole batch one reward: the batch-mean loss clamped to $[0, 10]$ plus 4 times the robust and
+# 2 times the clean accuracy of $\hat{\mathbf w}$ over the batch (`reward="code"`; its weights
+# are the paper's swapped).
 #
 # **REINFORCE.** $\mathcal L_0$ is not differentiable in $\theta$: the attack chooses an
 # iteration count. The likelihood-ratio trick moves the gradient onto the sampling
@@ -209,11 +211,12 @@ show_source(awp_update)
 #
 # Settings at the `cpu` profile (`advlit/experiments/las_at.py`): 10 epochs for every run of
 # the chapter, cyclic LR; the strategy network is a small CNN; budget options
-# $\{0.5, 0.75, 1, 1.25, 1.5\}\epsilon$, step options $\{1, 2, 3, 4, 5\}\epsilon/8$ (the paper's, scaled),
-# iterations $\{3, 5, 7, 10\}$ (the paper: 3 to 14; capped at 10 so a target step costs at most a
-# PGD-10 step); digits16 has 10 batches per epoch, so $k = 2$ (five policy steps per epoch,
-# the paper's $k = 40$ gives about ten per CIFAR-10 epoch) and the policy's LR is 0.05 (the
-# paper's $10^{-3}$ is meant for about a thousand policy steps; here there are 50).
+# $\{0.5, 0.75, 1, 1.25, 1.5\}\epsilon$, step options $\{1, 2, 3, 4, 5\}\epsilon/8$ (the authors'
+# code's, scaled; the paper's go to 6), iterations $\{3, 5, 7, 10\}$ (the paper: 3 to 15;
+# capped at 10 so a target step costs at most a PGD-10 step); digits16 has 10 batches per
+# epoch, so $k = 2$ (five policy steps per epoch, the paper's $k = 40$ gives about ten per
+# CIFAR-10 epoch) and the policy's LR is 0.05 (the paper's $10^{-3}$ is meant for about a
+# thousand policy steps; here there are 50).
 # Evaluation: clean, PGD-20 and C&W-20 {cite}`carlini2017cw` on the 397 test digits, AutoAttack
 # (APGD-CE + APGD-T, `aa-fast`) {cite}`croce2020autoattack` on the first 100; *best* is the epoch
 # with the highest validation PGD-20 accuracy {cite}`rice2020overfitting`, *last* the final one.
@@ -402,8 +405,10 @@ chapter_verdicts("04_las_at", profile=chapter.profile, results_dir=chapter.resul
 # papermill notebooks/04_las_at.ipynb out.ipynb -p profile gpu -p data_root ~/data
 # advlit train --experiment las.las_pgd_at --profile gpu --data-root ~/data --seed 0 --out runs/las_pgd_at_s0
 # advlit train --method las_pgd_at --dataset cifar10 --model resnet18 --eps 8/255 --epochs 110 \
-#     --lr 0.1 --lr-schedule multistep --milestones 100 105 --method-arg interval=40 \
-#     --method-arg reward='"code"' --method-arg policy_lr=1e-4 --out runs/las_code  # the authors' code's choices
+#     --lr 0.1 --lr-schedule multistep --milestones 100 105 --method-arg interval=20 \
+#     --method-arg reward='"code"' --method-arg policy_lr=1e-4 \
+#     --method-arg 'step_options=[0.125,0.25,0.375,0.5,0.625]' \
+#     --method-arg 'iter_options=[3,4,5,6,7,8,9,10,11,12,13,14]' --out runs/las_code  # the authors' code's choices
 # ```
 #
 # Expected time: the paper reports 365 minutes for LAS-PGD-AT with $k = 40$ against 261 for
