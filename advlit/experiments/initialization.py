@@ -45,7 +45,7 @@ PGI_CPU = {"reset_every": 10, "reg": "mean"}
 PGI_CPU_MEP = {"momentum_norm": "l1"}
 #: gpu evaluation: the attacks of FGSM-SDI, Table IV and of the FGSM-PGI comparisons (slides)
 #: and of ATAS, Table Ia (APGD alone is not an attack of the package)
-ATTACKS_GPU = ["clean", "fgsm", "pgd-10", "pgd-20", "pgd-50x10", "cw-20", "aa"]
+ATTACKS_GPU = ["clean", "fgsm", "pgd-10", "pgd-20", "pgd-50x10", "cw-20", "apgd-ce", "aa"]  # apgd-ce: Table IV's APGD
 GPU_COMMON = {"model": "resnet18", "final_attacks": ATTACKS_GPU}
 #: the authors' training protocol (their code: 110 epochs, multistep at 100 and 105 of 110)
 AUTHORS_GPU = {**GPU_COMMON, "epochs": 110, "lr": 0.1, "lr_schedule": "multistep", "milestones": [100, 105]}
@@ -97,9 +97,6 @@ EXPERIMENTS = {
 #: reasons why a setting differs from the papers' (``book/paper_tables/paper_settings.csv``;
 #: :func:`advlit.protocol.protocol_table`)
 GPU_DEVIATIONS = {
-    ("sdi_table4", "final_attacks"): "APGD alone (Table IV) is not an attack of advlit/evaluate.py, and adding one "
-                                     "is a change of the core evaluator (pending); AutoAttack (aa) runs APGD-CE as "
-                                     "its first stage",
     ("init.mep_authors", "method_args.momentum_norm"): "the authors' code: the gradient divided by the L1 norm of the "
                                                        "whole batch's gradient; this experiment reproduces the code",
     ("init.mep_authors", "method_args.reg"): "the authors' code: MSELoss (the mean over the logits); this experiment "
