@@ -20,8 +20,9 @@ high-water mark of :func:`resource.getrusage` never goes down), so per-method me
 ``"n/a"`` and only the whole process's peak RSS is reported.
 
 Precision (:mod:`advlit.precision`): ``precision="bf16"`` runs every step and the evaluation
-attacks under bf16 autocast (AutoAttack stays fp32), ``channels_last`` converts the models
-and the synthetic inputs, ``compile`` compiles each model in place; the settings are stored
+attacks under bf16 autocast (AutoAttack and APGD-CE stay fp32), ``channels_last`` converts
+the models and the synthetic inputs, ``compile`` compiles each model in place, as
+``advlit train`` does with the same options; the settings are stored
 in the JSON (``settings``) and shown in the table's title, so fp32 and bf16 +
 ``channels_last`` (+ compile) are measured as separate runs of the command, each its own
 table. Every method is measured as asked, whatever its autocast verdict, which each row

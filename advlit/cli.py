@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eps-ratios", type=_number, nargs="+", metavar="R",
                    help="also run the final attacks (but clean) at R * eps, e.g. 2: keys 'pgd-20@2eps'")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
+    t.add_argument("--precision", help="fp32 (default), bf16 (autocast of the steps and attacks, fp32 logits) or "
+                   "auto (bf16 on CUDA for the methods autocast leaves unchanged); see advlit.precision")
+    t.add_argument("--channels-last", action="store_true", default=None,
+                   help="model and inputs in the channels_last memory format")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     t.add_argument("--data-root", help="where vision datasets live (default $ADVLIT_DATA or ~/data)")
     t.add_argument("--out", required=True, help="output folder: record.json, checkpoint.pt, best.pt")
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -331,6 +336,7 @@ def _cmd_train(args) -> int:
         "val_subset": args.val_subset, "final_attacks": args.attacks, "final_subset": args.final_subset,
         "final_eps_ratios": args.eps_ratios, "device": args.device, "data_root": args.data_root,
         "method_args": _key_values(args.method_arg) or None, "model_args": _key_values(args.model_arg) or None,
+        "precision": args.precision, "channels_last": args.channels_last, "compile": args.compile,
     }
     if args.experiment:
         from advlit.experiments import get_config

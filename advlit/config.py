@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from advlit.utils import ConfigError
 
 LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "linear_decay", "constant")
 
 #: fields added after records existed: left out of :meth:`RunConfig.to_dict` (so of the
-#: hash, the run records and the checkpoints) while unset (``None`` or empty), so a config
-#: that does not use them has the dictionary and the hash it had before they existed
-OPTIONAL_FIELDS = ("final_eps_ratios",)
+#: hash, the run records and the checkpoints) while unset (``None``, empty, or equal to the
+#: field's own default: ``precision="fp32"``, ``channels_last=False``, ``compile=False``), so
+#: a config that does not use them has the dictionary and the hash it had before they existed
+OPTIONAL_FIELDS = ("final_eps_ratios", "precision", "channels_last", "compile")
+
+
+def _unset(value, default) -> bool:
+    """Whether an optional field's value leaves it out of :meth:`RunConfig.to_dict`."""
+    if value is None or (hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 0):
+        return True
+    return type(value) is type(default) and value == default
 
 
 def check_eps_ratios(ratios, eps: float) -> None:
@@ -52,6 +60,9 @@ class RunConfig:
     ``r * eps`` for each ratio ``r``, with the same step ratios, stored as
     ``"pgd-20@2eps"`` (:func:`advlit.evaluate.eps_ratio_key`): LAST's Table I trains at 8/255
     and evaluates the same model at 8/255 and 16/255. Validation stays at ``eps``.
+    ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``), ``channels_last`` and ``compile``
+    are the speed settings of :mod:`advlit.precision` (bf16 autocast of the training steps and
+    attacks, the memory format, ``torch.compile``); at their defaults they change nothing.
     """
 
     method: str = "fgsm_rs"
@@ -80,12 +91,16 @@ class RunConfig:
     device: str = "cpu"
     data_root: str | None = None
     final_eps_ratios: list | None = None  # also evaluate at r * eps (see OPTIONAL_FIELDS)
+    precision: str = "fp32"  # "bf16": autocast (advlit.precision); "auto": bf16 where safe on CUDA
+    channels_last: bool = False  # model and inputs in torch.channels_last
+    compile: bool = False  # torch.compile the model in place
 
     def validate(self) -> "RunConfig":
         """Check every field; raise :class:`ConfigError` with one clear line."""
         from advlit.data import available_datasets
         from advlit.evaluate import parse_attack
         from advlit.methods import method_class
+        from advlit.precision import check_run_options
 
         if not (0.0 < float(self.eps) <= 1.0):
             raise ConfigError(f"eps must lie in (0, 1] (pixel scale, e.g. 0.0314 for 8/255), got {self.eps}")
@@ -106,13 +121,14 @@ class RunConfig:
         for attack in [self.val_attack, *self.final_attacks]:
             parse_attack(attack)
         check_eps_ratios(self.final_eps_ratios, self.eps)
+        check_run_options(self.method, self.precision, self.channels_last, self.compile)
         return self
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name in OPTIONAL_FIELDS:
-            if d[name] is None or (hasattr(d[name], "__len__") and len(d[name]) == 0):
-                d.pop(name)
+        for f in fields(self):
+            if f.name in OPTIONAL_FIELDS and _unset(d[f.name], f.default if f.default is not MISSING else None):
+                d.pop(f.name)
         return d
 
     @classmethod

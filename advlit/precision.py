@@ -42,11 +42,13 @@ projection (:func:`~advlit.methods.base.clamp_to_ball`) are fp32 elementwise ope
 fp32 tensors, per-example budgets are cast ``.to(x)``, and the restart comparison uses the
 fp32 cross-entropy. bf16 has fp32's exponent range, so no gradient underflows to a zero sign
 that fp32 would not give. Measured on the committed ``basics.pgd_at_long`` model (seed 0,
-digits16 test split, 397 images, PGD-20 at eps = 0.2, CPU): 42.07 % in fp32 and 42.57 % under
-bf16 autocast (2 images; ``tests/test_precision.py`` checks the gap stays within one point).
-AutoAttack (``aa``, ``aa-fast``) is not validated under autocast (APGD's step-size control
-compares loss values, the DLR loss divides logit differences): :meth:`Precision.attack_autocast`
-runs it in fp32.
+digits16 test split, 397 images, PGD-20 at eps = 0.2, CPU): 42.07 % in fp32 and, under bf16
+autocast, 42.57 % on an AMD EPYC (AVX2) and 43.07 % on an Intel Xeon (AVX512), 2 and 4 images
+apart (the CPU's bf16 kernels round differently); ``tests/test_precision.py`` checks the gap
+stays within 1.5 points (6 images).
+AutoAttack (``aa``, ``aa-fast``) and its APGD-CE alone (``apgd-ce``) are not validated under
+autocast (APGD's step-size control compares loss values, the DLR loss divides logit
+differences): :meth:`Precision.attack_autocast` runs them in fp32.
 
 **fp16 is refused.** fp16 needs a ``GradScaler``: the loss must be scaled before
 ``backward()`` and the gradients unscaled (and inf-checked) before ``optimizer.step()``. The
@@ -78,10 +80,18 @@ the reason. :meth:`Precision.for_method` with ``precision="auto"`` chooses bf16 
 :data:`OPTION_VERDICTS` refines a verdict by a method argument (MAIL and CFA with their
 ``base``).
 
-The training runs of the committed records do not use this module yet: the trainer and the
-run configuration are part of every record's code fingerprint, so it is wired in at the next
-regeneration of the records; ``advlit bench`` uses it now (``--precision``,
-``--channels-last``, ``--compile``).
+**In training.** :class:`~advlit.config.RunConfig` has ``precision`` (``"fp32"``, the
+default, ``"bf16"`` or ``"auto"``), ``channels_last`` and ``compile`` (``advlit train
+--precision bf16 --channels-last --compile``), checked by :func:`check_run_options`. The
+:class:`~advlit.train.Trainer` builds ``Precision.for_method(...)`` from them, prepares the
+model before the optimizer and the method's setup, runs every
+:meth:`~advlit.methods.Method.step` under :meth:`Precision.autocast` and the validation and
+final attacks under :meth:`Precision.attack_autocast`. At the defaults (fp32, no
+``channels_last``, no compile) every one of these is the identity (no hook, a null context,
+the batch itself), so a default run is the run it was before, bit for bit, and its
+configuration dictionary and hash leave the three fields out
+(:data:`advlit.config.OPTIONAL_FIELDS`). ``advlit bench`` takes the same options
+(``--precision``, ``--channels-last``, ``--compile``).
 """
 from __future__ import annotations
 
@@ -101,9 +111,12 @@ from advlit.utils import ConfigError
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: the values of :attr:`advlit.config.RunConfig.precision` (``"auto"``: see :meth:`Precision.for_method`)
+RUN_PRECISIONS = ("fp32", "bf16", "auto")
 VERDICTS = ("yes", "doubtful", "no")
-#: attacks that run in fp32 even when autocast is on (not validated under autocast)
-FP32_ATTACKS = ("aa", "aa-fast")
+#: attacks that run in fp32 even when autocast is on (not validated under autocast); every
+#: attack of :func:`advlit.evaluate.parse_attack`'s kind ``"aa"`` (APGD-CE too) is treated so
+FP32_ATTACKS = ("aa", "aa-fast", "apgd-ce")
 AUTOCAST_MD = Path(__file__).resolve().parent.parent / "book" / "_generated" / "autocast.md"
 
 _TRADES = ("TRADES' KL attack starts 0.001 N(0, I) from x, where the KL and its gradient are at the "
@@ -236,6 +249,25 @@ def check_compile(spec: str) -> None:
                               "without --compile")
 
 
+def check_run_options(spec: str, precision: str = "fp32", channels_last: bool = False,
+                      compile: bool = False) -> None:  # noqa: A002 - the option's name
+    """The precision options of a run configuration (:meth:`advlit.config.RunConfig.validate`):
+    ``precision`` one of :data:`RUN_PRECISIONS` (fp16: the reason it is refused),
+    ``channels_last`` and ``compile`` booleans, and no ``compile`` for a method of
+    :data:`COMPILE_UNSUPPORTED`; otherwise one :class:`ConfigError` line. Whether this
+    machine can compile, or has a GPU with native bf16, is checked when the
+    :class:`Precision` of the run is built (:class:`~advlit.train.Trainer`)."""
+    if precision == "fp16":
+        Precision("fp16")  # raises, with the reason
+    if precision not in RUN_PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose {', '.join(RUN_PRECISIONS)}")
+    for name, value in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if compile:
+        check_compile(spec)
+
+
 def compile_problem(device: torch.device) -> str | None:
     """Why ``torch.compile`` cannot run here, or ``None``."""
     if not hasattr(nn.Module, "compile") or not hasattr(torch, "compile"):
@@ -316,7 +348,8 @@ class Precision:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ConfigError(f"unknown device {device!r} ({err})") from None
-        verdict, reasons = autocast_verdict(spec, method_args)
+        # fp32: no verdict needed (nor looked up: a method without a table entry still trains in fp32)
+        verdict, reasons = autocast_verdict(spec, method_args) if precision != "fp32" else ("yes", [])
         if precision == "auto":
             precision = "bf16" if dev.type == "cuda" and verdict == "yes" and _cuda_bf16(dev) else "fp32"
         elif precision == "bf16" and verdict != "yes":
@@ -344,10 +377,12 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def attack_autocast(self, attack: str | None = None):
-        """The context of an evaluation attack: :meth:`autocast`, except for AutoAttack
-        (:data:`FP32_ATTACKS`), which runs in fp32 (not validated under autocast)."""
-        if attack in FP32_ATTACKS:
+    def attack_autocast(self, attack=None):
+        """The context of an evaluation attack, or of one :func:`~advlit.evaluate.evaluate`
+        call over a list of attacks: :meth:`autocast`, except when one of them is AutoAttack
+        or APGD-CE (:data:`FP32_ATTACKS`), which run in fp32 (not validated under autocast)."""
+        attacks = [attack] if attack is None or isinstance(attack, str) else list(attack)
+        if any(a in FP32_ATTACKS for a in attacks):
             return contextlib.nullcontext()
         return self.autocast()
 

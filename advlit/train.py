@@ -5,6 +5,9 @@ the crop/flip of every example from a generator seeded by ``(seed, epoch)``, han
 method one :class:`~advlit.methods.Batch` at a time, evaluates on the validation split
 (``val_attack``, to keep the *best* checkpoint as in Rice et al. 2020) and writes a
 resumable checkpoint. A resumed run equals the uninterrupted one bit for bit on CPU.
+The run's :class:`~advlit.precision.Precision` (``precision``, ``channels_last``,
+``compile``) prepares the model and runs the steps and attacks under bf16 autocast when
+asked; at its defaults it is the identity.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from advlit.data import Augmentation, dataset_info, get_dataset
 from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
 from advlit.methods import Batch, TrainContext, build_method
 from advlit.models import get_model
+from advlit.precision import Precision
 from advlit.schedules import lr_schedule
 from advlit.utils import get_rng_state, resolve_device, seed_everything, set_rng_state
 
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"  # everything needed to resume
 BEST = "best.pt"  # model weights of the best validation epoch
+PRECISION_FIELDS = {"precision", "channels_last", "compile"}  # RunConfig's advlit.precision settings
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -100,8 +105,11 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
             self.train_set, self.val_set = self.train_set.to(self.device), self.val_set.to(self.device)
         normalize = (info.mean, info.std) if info.mean is not None else None
-        self.model = get_model(config.model or info.default_model, info.num_classes, info.input_shape,
-                               normalize=normalize, **config.model_args).to(self.device)
+        self.precision = Precision.for_method(config.method, self.device, config.precision, config.channels_last,
+                                              config.compile, config.method_args)  # fp32: the identity
+        self.model = self.precision.prepare_model(get_model(
+            config.model or info.default_model, info.num_classes, info.input_shape, normalize=normalize,
+            **config.model_args).to(self.device))
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.lr_at = lr_schedule(config.lr_schedule, config.lr, config.epochs, config.milestones)
@@ -134,7 +142,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             batch.iteration = epoch * self.steps_per_epoch + i
-            metrics = self.method.step(self.model, self.optimizer, batch)
+            batch.x = self.precision.prepare_batch(batch.x)
+            with self.precision.autocast():
+                metrics = self.method.step(self.model, self.optimizer, batch)
             b = len(batch.y)
             n_seen += b
             for key, value in metrics.items():
@@ -150,8 +160,10 @@ class Trainer:
 
     def validate(self, epoch: int) -> dict:
         cfg = self.config
-        res = evaluate(self.model, self.val_set, cfg.eps, attacks=["clean", "fgsm", cfg.val_attack],
-                       alpha_ratio=cfg.eval_alpha_ratio, subset=cfg.val_subset, seed=cfg.seed + epoch)
+        attacks = ["clean", "fgsm", cfg.val_attack]
+        with self.precision.attack_autocast(attacks):
+            res = evaluate(self.model, self.val_set, cfg.eps, attacks=attacks,
+                           alpha_ratio=cfg.eval_alpha_ratio, subset=cfg.val_subset, seed=cfg.seed + epoch)
         return {"val_clean": res["clean"], "val_fgsm": res["fgsm"], "val_robust": res[cfg.val_attack]}
 
     def fit(self, out_dir: str | Path | None = None, resume: bool = False, stop_after: int | None = None) -> dict:
@@ -210,16 +222,18 @@ class Trainer:
                 continue
             self.model.load_state_dict(state)
             plain = [a for a in cfg.final_attacks if parse_attack(a).kind != "aa"]
-            res = evaluate(self.model, test, cfg.eps, attacks=plain, alpha_ratio=cfg.eval_alpha_ratio,
-                           subset=cfg.final_subset, seed=cfg.seed)
+            with self.precision.attack_autocast(plain):
+                res = evaluate(self.model, test, cfg.eps, attacks=plain, alpha_ratio=cfg.eval_alpha_ratio,
+                               subset=cfg.final_subset, seed=cfg.seed)
             aa = [a for a in cfg.final_attacks if parse_attack(a).kind == "aa"]  # AutoAttack, APGD-CE
-            if aa:
+            if aa:  # outside autocast: fp32 (advlit.precision.FP32_ATTACKS)
                 res.update(evaluate(self.model, test, cfg.eps, attacks=aa, subset=cfg.aa_subset or cfg.final_subset,
                                     seed=cfg.seed))
             if cfg.final_eps_ratios:  # the same attacks at r * eps: "pgd-20@2eps", ...
-                res.update(evaluate_eps_ratios(self.model, test, cfg.eps, cfg.final_eps_ratios, plain,
-                                               alpha_ratio=cfg.eval_alpha_ratio, subset=cfg.final_subset,
-                                               seed=cfg.seed))
+                with self.precision.attack_autocast(plain):
+                    res.update(evaluate_eps_ratios(self.model, test, cfg.eps, cfg.final_eps_ratios, plain,
+                                                   alpha_ratio=cfg.eval_alpha_ratio, subset=cfg.final_subset,
+                                                   seed=cfg.seed))
                 if aa:
                     res.update(evaluate_eps_ratios(self.model, test, cfg.eps, cfg.final_eps_ratios, aa,
                                                    subset=cfg.aa_subset or cfg.final_subset, seed=cfg.seed))
@@ -245,6 +259,8 @@ class Trainer:
             "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
             "final": final,
             "environment": environment(),
+            # the precision used ("auto" resolved), only in a run that sets one: a default record is unchanged
+            **({"precision": self.precision.to_dict()} if cfg.to_dict().keys() & PRECISION_FIELDS else {}),
         }
 
     def write_record(self, path: Path, final: dict | None) -> None:

@@ -35,6 +35,9 @@ def test_train_help_lists_every_method_and_dataset():
     (["train", "--eps-ratios", "0", "--out", "x"], "final eps ratios must be positive numbers"),
     (["train", "--eps", "0.2", "--eps-ratios", "6", "--out", "x"], "final eps ratios must be at most 1 / eps"),
     (["train", "--eps-ratios", "two", "--out", "x"], "not a number"),
+    (["train", "--precision", "half", "--out", "x"], "unknown precision 'half'; choose fp32, bf16, auto"),
+    (["train", "--precision", "fp16", "--out", "x"], "precision fp16 is not supported: it needs a GradScaler"),
+    (["train", "--method", "gradalign", "--compile", "--out", "x"], "gradalign cannot be compiled"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message):
     out = run_cli(*args)
@@ -102,3 +105,28 @@ def test_method_defaults_fill_only_what_the_command_line_leaves_out(capsys):
     plain = config_with_method_defaults(0, {"method": "fgsm_rs"})
     assert plain.lr_schedule == "cyclic" and plain.method_args == {}
     assert capsys.readouterr().err.count("advlit:") == 2  # atas (mine), atas on cifar10; nothing for fgsm_rs
+
+
+def test_precision_options_reach_the_record(tmp_path, monkeypatch):
+    """--precision bf16 --channels-last --compile: in the record's config and its resolved
+    "precision" entry, and the model is compiled once (nn.Module.compile spied: compiling
+    on the CPU takes a minute); without them the record has none of the three."""
+    import json
+
+    import torch
+
+    compiled = []
+    monkeypatch.setattr("advlit.precision.compile_problem", lambda device: None)
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    base = ["train", "--method", "fgsm_rs", "--dataset", "digits16", "--eps", "0.2", "--alpha-ratio", "1.25",
+            "--epochs", "1", "--val-subset", "32", "--final-subset", "32", "--attacks", "clean", "pgd-3", "--quiet"]
+    assert main([*base, "--precision", "bf16", "--channels-last", "--compile", "--out", str(tmp_path / "a")]) == 0
+    record = json.loads((tmp_path / "a" / "record.json").read_text())
+    assert {k: record["config"][k] for k in ("precision", "channels_last", "compile")} == \
+        {"precision": "bf16", "channels_last": True, "compile": True}
+    assert record["precision"] == {"precision": "bf16", "device": "cpu", "channels_last": True, "compile": True}
+    assert len(compiled) == 1
+    assert main([*base, "--out", str(tmp_path / "b")]) == 0
+    plain = json.loads((tmp_path / "b" / "record.json").read_text())
+    assert "precision" not in plain and not {"precision", "channels_last", "compile"} & set(plain["config"])
+    assert len(compiled) == 1
