@@ -6,9 +6,23 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from advlit.methods.base import clamp_to_ball, per_example
-
 __all__ = ["input_gradient", "uniform_start", "eval_mode", "clamp_to_ball", "per_example"]
+
+
+def per_example(value: float | Tensor, like: Tensor) -> Tensor | float:
+    """Broadcast a scalar or a ``(B,)`` tensor against a batch shaped like ``like``."""
+    if isinstance(value, Tensor) and value.dim() == 1:
+        return value.view(-1, *([1] * (like.dim() - 1))).to(like)
+    return value
+
+
+def clamp_to_ball(x_adv: Tensor, x: Tensor, eps: float | Tensor) -> Tensor:
+    """Project ``x_adv`` onto the L-inf ball of radius ``eps`` around ``x`` and onto [0, 1].
+
+    ``eps`` is a float or a per-example tensor of shape ``(B,)``.
+    """
+    eps = per_example(eps, x)
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
 
 
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss_fn, create_graph: bool = False) -> tuple[Tensor, Tensor]:

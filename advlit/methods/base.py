@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# the two helpers live with the attacks, their first users; re-exported for the methods
+from advlit.attacks.utils import clamp_to_ball, per_example  # noqa: F401
 from advlit.utils import ConfigError
 
 
@@ -56,22 +58,6 @@ class TrainContext:
     weight_decay: float = 5e-4
     seed: int = 0
     extra: dict = field(default_factory=dict)
-
-
-def clamp_to_ball(x_adv: Tensor, x: Tensor, eps: float | Tensor) -> Tensor:
-    """Project ``x_adv`` onto the L-inf ball of radius ``eps`` around ``x`` and onto [0, 1].
-
-    ``eps`` is a float or a per-example tensor of shape ``(B,)``.
-    """
-    eps = per_example(eps, x)
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
-
-
-def per_example(value: float | Tensor, like: Tensor) -> Tensor | float:
-    """Broadcast a scalar or a ``(B,)`` tensor against a batch shaped like ``like``."""
-    if isinstance(value, Tensor) and value.dim() == 1:
-        return value.view(-1, *([1] * (like.dim() - 1))).to(like)
-    return value
 
 
 class Method:
