@@ -22,6 +22,7 @@ from advlit.analysis.overfitting import catastrophic_overfitting
 from advlit.config import RunConfig
 from advlit.data import Augmentation, dataset_info, get_dataset
 from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
+from advlit.fingerprint import code_fingerprint
 from advlit.methods import Batch, TrainContext, build_method
 from advlit.models import get_model
 from advlit.schedules import lr_schedule
@@ -229,8 +230,6 @@ class Trainer:
 
     def record(self, final: dict | None) -> dict:
         cfg = self.config
-        from advlit.results import code_fingerprint
-
         secs = [r["seconds"] for r in self.history]
         return {
             "config": cfg.to_dict(),
