@@ -319,7 +319,8 @@ def _check_resumable(out: Path, trainer) -> None:
 
 
 def _cmd_train(args) -> int:
-    from advlit.train import CHECKPOINT, Trainer
+    from advlit.runner import build_trainer
+    from advlit.train import CHECKPOINT
 
     out = Path(args.out)
     _check_out(out, args.resume)
@@ -347,7 +348,7 @@ def _cmd_train(args) -> int:
         except ConfigError as err:
             raise ConfigError(f"cannot resume: {err}") from None
     # --quiet turns the progress bar off; otherwise the Trainer reads ADVLIT_PROGRESS
-    trainer = Trainer(config, progress=False if args.quiet else None)
+    trainer = build_trainer(config, progress=False if args.quiet else None)
     if args.resume:
         _check_resumable(out, trainer)  # loads the checkpoint into the trainer: fit() need not load it again
     record = trainer.fit(out)

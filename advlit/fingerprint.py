@@ -19,8 +19,10 @@ from pathlib import Path
 from advlit.config import RunConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-#: files every run depends on, whatever its method, data and model
-CORE_FILES = ("config.py", "train.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
+#: files every run depends on, whatever its method, data and model (``runner.py`` builds the
+#: method of a configuration; this module and ``distributed.py``, which a one-process run
+#: never executes, are not among them)
+CORE_FILES = ("config.py", "train.py", "runner.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
               "methods/base.py", "methods/registry.py", "data/base.py", "data/augment.py", "models/normalize.py")
 
 

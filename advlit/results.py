@@ -126,12 +126,13 @@ def _same_numbers(a: dict, b: dict) -> bool:
 def _retrain_for_weights(config: RunConfig, run_dir: Path, record: dict, progress) -> None:
     """The record is current but its weights are missing: train again in a scratch
     directory, keep the committed record, take the weights, and say whether they match."""
-    from advlit.train import BEST, CHECKPOINT, Trainer, environment
+    from advlit.runner import build_trainer
+    from advlit.train import BEST, CHECKPOINT, environment
 
     scratch = run_dir / "retrain.tmp"
     if scratch.exists():
         shutil.rmtree(scratch)
-    fresh = Trainer(config, progress=progress).fit(scratch)
+    fresh = build_trainer(config, progress=progress).fit(scratch)
     for name in (CHECKPOINT, BEST):
         if (scratch / name).exists():
             (scratch / name).replace(run_dir / name)
@@ -152,7 +153,8 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
     training; retrained with a warning when only the record is present: see the module
     docstring). The record's ``"run_dir"`` key tells where it lives.
     """
-    from advlit.train import CHECKPOINT, Trainer
+    from advlit.runner import build_trainer
+    from advlit.train import CHECKPOINT
 
     run_dir = Path(results_dir) / run_name(config)
     record = load_record(run_dir)
@@ -163,7 +165,7 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
         have_checkpoint = (run_dir / CHECKPOINT).exists()
         resume = have_checkpoint and record is not None and not record.get("complete") \
             and record.get("code") == code_fingerprint(config) and record.get("config_hash") == config.hash()
-        record = Trainer(config, progress=progress).fit(run_dir, resume=resume)
+        record = build_trainer(config, progress=progress).fit(run_dir, resume=resume)
         if need_model:
             write_weights(run_dir, record)
     record["run_dir"] = str(run_dir)

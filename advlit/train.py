@@ -1,6 +1,8 @@
 """The training loop: data, model, optimizer, schedule, a method, evaluation, checkpoints.
 
-The :class:`Trainer` knows nothing about any paper. Per epoch it draws a permutation and
+The :class:`Trainer` knows nothing about any paper: it is given a built
+:class:`~advlit.methods.Method` (:func:`advlit.runner.build_trainer` builds the method of a
+configuration through the registry and hands it over). Per epoch it draws a permutation and
 the crop/flip of every example from a generator seeded by ``(seed, epoch)``, hands the
 method one :class:`~advlit.methods.Batch` at a time, evaluates on the validation split
 (``val_attack``, to keep the *best* checkpoint as in Rice et al. 2020) and writes a
@@ -23,7 +25,7 @@ from advlit.config import RunConfig
 from advlit.data import Augmentation, dataset_info, get_dataset
 from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
 from advlit.fingerprint import code_fingerprint
-from advlit.methods import Batch, TrainContext, build_method
+from advlit.methods.base import Batch, Method, TrainContext
 from advlit.models import get_model
 from advlit.schedules import lr_schedule
 from advlit.utils import get_rng_state, resolve_device, seed_everything, set_rng_state
@@ -82,13 +84,39 @@ def environment() -> dict:
     }
 
 
-class Trainer:
-    """Train ``config.method`` on ``config.dataset``; see the module docstring.
+def method_spec(method: Method) -> str:
+    """The spec of a built method: its layers' registry names, outside in (``"piat+last+atas"``)."""
+    names = [method.name]
+    while method.wraps:
+        method = method.base
+        names.append(method.name)
+    return "+".join(names)
 
-    >>> record = Trainer(RunConfig(method="fgsm_rs", eps=0.2, alpha_ratio=2)).fit("runs/x")
+
+def check_method_matches(method: Method, spec: str) -> None:
+    """A record says which method made it (``config.method``): the given method must be that one."""
+    from advlit.utils import ConfigError
+
+    if not isinstance(method, Method):
+        raise ConfigError(f"the trainer needs a built Method, got {type(method).__name__}")
+    wanted = "+".join(layer.strip() for layer in spec.split("+") if layer.strip())
+    if method_spec(method) != wanted:
+        raise ConfigError(f"the method given to the trainer is {method_spec(method)!r}, "
+                          f"but the configuration's is {wanted!r}")
+
+
+class Trainer:
+    """Train ``method``, the method of ``config``, on ``config.dataset``; see the module docstring.
+
+    ``method`` is built and not yet set up (:func:`advlit.runner.build_method`); without it
+    the trainer builds ``config.method`` that way itself (the form older callers use).
+
+    >>> from advlit.runner import build_method
+    >>> config = RunConfig(method="fgsm_rs", eps=0.2, alpha_ratio=2)
+    >>> record = Trainer(config, build_method(config)).fit("runs/x")
     """
 
-    def __init__(self, config: RunConfig, progress: bool | None = None):
+    def __init__(self, config: RunConfig, method: Method | None = None, progress: bool | None = None):
         self.config = config.validate()
         self.progress = progress if progress is not None else os.environ.get("ADVLIT_PROGRESS", "1") != "0"
         self.device = resolve_device(config.device)
@@ -107,7 +135,12 @@ class Trainer:
                                          weight_decay=config.weight_decay)
         self.lr_at = lr_schedule(config.lr_schedule, config.lr, config.epochs, config.milestones)
         self.steps_per_epoch = -(-len(self.train_set) // config.batch_size)
-        self.method = build_method(config.method, config.eps, config.alpha_ratio, **config.method_args)
+        if method is None:  # the configuration alone: build its method as the runner does
+            from advlit.runner import build_method
+
+            method = build_method(config)
+        check_method_matches(method, config.method)
+        self.method = method
         context = TrainContext(
             num_examples=len(self.train_set), input_shape=tuple(info.input_shape), num_classes=info.num_classes,
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, device=self.device,
@@ -286,5 +319,8 @@ class Trainer:
 
 
 def train(config: RunConfig, out_dir=None, resume: bool = False, progress: bool | None = None) -> dict:
-    """Build a :class:`Trainer` for ``config`` and run it; return the run record."""
-    return Trainer(config, progress=progress).fit(out_dir, resume=resume)
+    """Build a :class:`Trainer` for ``config`` and run it; return the run record
+    (:func:`advlit.runner.train`, kept here for older callers)."""
+    from advlit.runner import train as run
+
+    return run(config, out_dir, resume=resume, progress=progress)
