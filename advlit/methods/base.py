@@ -31,6 +31,10 @@ class Batch:
     per-example state); ``aug`` the crop/flip that produced ``x`` from the stored images
     (``None`` when the data are not augmented), so a method can apply the same transform
     to a stored per-example tensor (:class:`advlit.data.Augmentation`).
+
+    In a data-parallel run (:mod:`advlit.distributed`) a batch is one rank's shard of the
+    global batch of ``global_size`` examples; a quantity the single-process run averages
+    over the batch uses :attr:`batch_size`, the global batch's size.
     """
 
     x: Tensor
@@ -39,6 +43,13 @@ class Batch:
     aug: Any = None
     epoch: int = 0
     iteration: int = 0  # global iteration counter, starting at 0
+    global_size: int | None = None  # a data-parallel rank's shard: the size of the global batch
+
+    @property
+    def batch_size(self) -> int:
+        """The number of examples of the whole batch: ``len(y)``, or the global batch's size
+        when this batch is a rank's shard of it."""
+        return len(self.y) if self.global_size is None else self.global_size
 
 
 @dataclass
