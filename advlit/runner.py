@@ -25,9 +25,10 @@ def build_method(config: RunConfig) -> Method:
     return _build_from_spec(config.method, config.eps, config.alpha_ratio, **config.method_args)
 
 
-def build_trainer(config: RunConfig, progress: bool | None = None) -> Trainer:
-    """A :class:`~advlit.train.Trainer` for ``config`` with its method built by :func:`build_method`."""
-    return Trainer(config.validate(), build_method(config), progress=progress)
+def build_trainer(config: RunConfig, progress: bool | None = None, dist=None) -> Trainer:
+    """A :class:`~advlit.train.Trainer` for ``config`` with its method built by :func:`build_method`;
+    ``dist``: this process's rank of a data-parallel run (:func:`advlit.distributed.from_environment`)."""
+    return Trainer(config.validate(), build_method(config), progress=progress, dist=dist)
 
 
 def train(config: RunConfig, out_dir=None, resume: bool = False, progress: bool | None = None) -> dict:

@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -42,8 +43,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
 
 
-def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool, device, shuffle: bool = True):
-    """Yield the :class:`Batch` es of one epoch (shuffled; crop/flip if ``augment``)."""
+def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool, device, shuffle: bool = True,
+                    shard=None):
+    """Yield the :class:`Batch` es of one epoch (shuffled; crop/flip if ``augment``).
+
+    ``shard`` (a :class:`advlit.distributed.DataParallel`): yield this rank's shard of each
+    batch, the permutation and crops/flips being drawn as for the whole batches."""
     n = len(data)
     gen = epoch_generator(seed, epoch)
     order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
@@ -51,6 +56,13 @@ def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool,
     use_aug = augment and (info.pad > 0 or info.flip)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
+        if shard is not None:
+            aug = Augmentation.sample(len(idx), info.pad, info.flip, gen, device=device) if use_aug else None
+            whole, (idx, aug) = len(idx), shard.shard(idx, aug)
+            x, y = data.batch(idx, device=device)
+            yield Batch(x=x if aug is None else aug.apply(x), y=y, idx=idx.to(device), aug=aug, epoch=epoch,
+                        global_size=whole)
+            continue
         x, y = data.batch(idx, device=device)
         aug = None
         if use_aug:
@@ -110,16 +122,21 @@ class Trainer:
 
     ``method`` is built and not yet set up (:func:`advlit.runner.build_method`); without it
     the trainer builds ``config.method`` that way itself (the form older callers use).
+    ``dist``: this process's rank of a data-parallel run (:mod:`advlit.distributed`); rank 0
+    validates, evaluates and writes, and only its :meth:`fit` returns the record.
 
     >>> from advlit.runner import build_method
     >>> config = RunConfig(method="fgsm_rs", eps=0.2, alpha_ratio=2)
     >>> record = Trainer(config, build_method(config)).fit("runs/x")
     """
 
-    def __init__(self, config: RunConfig, method: Method | None = None, progress: bool | None = None):
+    def __init__(self, config: RunConfig, method: Method | None = None, progress: bool | None = None, dist=None):
         self.config = config.validate()
         self.progress = progress if progress is not None else os.environ.get("ADVLIT_PROGRESS", "1") != "0"
         self.device = resolve_device(config.device)
+        self.dist, self.is_main = dist, dist is None or dist.is_main
+        if dist is not None:
+            self.device, self.progress = dist.device(self.device), self.progress and dist.is_main
         info = dataset_info(config.dataset)
         self.info = info
         seed_everything(config.seed)
@@ -140,6 +157,8 @@ class Trainer:
 
             method = build_method(config)
         check_method_matches(method, config.method)
+        if dist is not None:
+            dist.check(method, len(self.train_set), config.batch_size)
         self.method = method
         context = TrainContext(
             num_examples=len(self.train_set), input_shape=tuple(info.input_shape), num_classes=info.num_classes,
@@ -148,6 +167,8 @@ class Trainer:
             momentum=config.momentum, weight_decay=config.weight_decay, seed=config.seed,
         )
         self.method.setup(self.model, self.optimizer, context)
+        if dist is not None:
+            dist.attach(self.model, self.optimizer)
         self.history: list[dict] = []
         self.best = {"epoch": -1, "val_robust": -1.0}
         self.start_epoch = 0
@@ -159,7 +180,8 @@ class Trainer:
         self.method.on_epoch_start(self.model, epoch)
         totals = {"loss": 0.0, "acc": 0.0}
         n_seen = 0
-        batches = iterate_batches(self.train_set, cfg.batch_size, epoch, cfg.seed, cfg.augment, self.device)
+        batches = iterate_batches(self.train_set, cfg.batch_size, epoch, cfg.seed, cfg.augment, self.device,
+                                  shard=self.dist)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not self.progress, leave=False)
         extra: dict = {}
@@ -168,7 +190,8 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             batch.iteration = epoch * self.steps_per_epoch + i
-            metrics = self.method.step(self.model, self.optimizer, batch)
+            with self.dist.step(batch) if self.dist is not None else nullcontext():
+                metrics = self.method.step(self.model, self.optimizer, batch)
             b = len(batch.y)
             n_seen += b
             for key, value in metrics.items():
@@ -177,6 +200,10 @@ class Trainer:
                 else:
                     extra[key] = value  # method-specific, last value of the epoch
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.2f}")
+        if self.dist is not None:  # every rank: the full per-example buffers and the epoch's totals
+            order = torch.randperm(len(self.train_set), generator=epoch_generator(cfg.seed, epoch))
+            self.dist.sync_examples(self.method, order, cfg.batch_size)
+            totals["loss"], totals["acc"], n_seen = self.dist.sum([totals["loss"], totals["acc"], n_seen], self.device)
         hook = self.method.on_epoch_end(self.model, epoch) or {}
         out = {"train_loss": totals["loss"] / n_seen, "train_acc": 100 * totals["acc"] / n_seen, "lr": lr}
         out.update({f"method_{k}": v for k, v in {**extra, **hook}.items()})
@@ -205,7 +232,7 @@ class Trainer:
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
             row["seconds"] = time.perf_counter() - t0
-            if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
+            if self.is_main and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
                 row.update(self.validate(epoch))
                 if row["val_robust"] > self.best["val_robust"]:
                     self.best = {"epoch": epoch + 1, "val_robust": row["val_robust"],
@@ -216,9 +243,13 @@ class Trainer:
             self.history.append(row)
             log.info("epoch %d: %s", epoch + 1, row)
             self.start_epoch = epoch + 1
-            if out is not None:
+            if out is not None and self.is_main:
                 self.save_checkpoint(out / CHECKPOINT)
                 self.write_record(out / RECORD, final=None)
+            if self.dist is not None:
+                self.dist.barrier()  # the others wait for rank 0's validation and checkpoint
+        if not self.is_main:
+            return None
         record = self.record(final=None)
         if self.start_epoch == cfg.epochs:
             record = self.record(final=self.final_evaluation())
@@ -276,7 +307,8 @@ class Trainer:
             "overfitting": catastrophic_overfitting(self.history),
             "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
             "final": final,
-            "environment": environment(),
+            "environment": environment() if self.dist is None else {**environment(),
+                                                                   "data_parallel": self.dist.describe()},
         }
 
     def write_record(self, path: Path, final: dict | None) -> None:
@@ -290,7 +322,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "method": self.method.state_dict(),
-            "rng": get_rng_state(),
+            "rng": get_rng_state() if self.dist is None else self.dist.rng_state(get_rng_state()),
             "history": self.history,
             "best": self.best,
             "start_epoch": self.start_epoch,
@@ -316,6 +348,8 @@ class Trainer:
         self.best = state["best"]
         self.start_epoch = state["start_epoch"]
         set_rng_state(state["rng"])
+        if self.dist is not None:
+            self.dist.restore_rng(state["rng"])
 
 
 def train(config: RunConfig, out_dir=None, resume: bool = False, progress: bool | None = None) -> dict:

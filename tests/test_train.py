@@ -192,9 +192,11 @@ def test_results_re_exports_the_fingerprint():
     assert results.PACKAGE_DIR == fingerprint.PACKAGE_DIR and results._code_only is fingerprint._code_only
 
 
-@pytest.mark.parametrize("filename,covered", [("runner.py", True), ("train.py", True), ("fingerprint.py", False)])
+@pytest.mark.parametrize("filename,covered", [("runner.py", True), ("train.py", True), ("fingerprint.py", False),
+                                              ("distributed.py", False)])
 def test_which_new_modules_the_fingerprint_covers(monkeypatch, filename, covered):
-    """runner.py builds the method a run trains (core); fingerprint.py changes no result."""
+    """runner.py builds the method a run trains (core); fingerprint.py changes no result, and
+    a one-process run never imports distributed.py (tests/test_distributed.py)."""
     from advlit import fingerprint
 
     cfg = tiny_config()
