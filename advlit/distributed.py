@@ -108,7 +108,7 @@ class DataParallel:
     world_size: int
     local_rank: int = 0
     backend: str = "gloo"
-    _weight: float | None = field(default=None, repr=False)
+    _weight: float | None = field(default=None, init=False, repr=False)
 
     @property
     def is_main(self) -> bool:
