@@ -1,8 +1,10 @@
 """The trainer: determinism, exact resume, schedules, run records, checkpoints."""
 import json
+from pathlib import Path
 
 import pytest
 
+import advlit
 from advlit.config import RunConfig
 from advlit.results import load_model, run_or_load
 from advlit.schedules import lr_schedule
@@ -122,6 +124,9 @@ def test_final_evaluation_reuses_last_when_best_is_last(monkeypatch):
 
 
 # ---------------------------------------------------------------- layering (issue 20)
+PACKAGE_DIR = Path(advlit.__file__).resolve().parent
+
+
 def _imports(path) -> set[str]:
     """Every module a file imports (``from a.b import c`` counts as ``a.b`` and ``a.b.c``)."""
     import ast
@@ -137,16 +142,12 @@ def _imports(path) -> set[str]:
 
 
 def test_the_trainer_imports_neither_the_method_registry_nor_the_results():
-    from advlit.fingerprint import PACKAGE_DIR
-
     imported = _imports(PACKAGE_DIR / "train.py")
     assert not {"advlit.methods.registry", "advlit.methods.build_method", "advlit.results"} & imported
     assert not any(name.startswith("advlit.methods.registry") for name in imported)
 
 
 def test_the_attacks_import_nothing_from_the_methods():
-    from advlit.fingerprint import PACKAGE_DIR
-
     for path in (PACKAGE_DIR / "attacks").glob("*.py"):
         assert not any(name.startswith("advlit.methods") for name in _imports(path)), path.name
 
