@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -324,7 +325,8 @@ def _check_resumable(out: Path, trainer) -> None:
 
 
 def _cmd_train(args) -> int:
-    from advlit.train import CHECKPOINT, Trainer
+    from advlit.runner import build_trainer
+    from advlit.train import CHECKPOINT
 
     out = Path(args.out)
     _check_out(out, args.resume)
@@ -352,12 +354,22 @@ def _cmd_train(args) -> int:
             read_checkpoint(out / CHECKPOINT, keys=RESUMABLE_KEYS, hint=_resume_hint(out))
         except ConfigError as err:
             raise ConfigError(f"cannot resume: {err}") from None
-    # --quiet turns the progress bar off; otherwise the Trainer reads ADVLIT_PROGRESS
-    trainer = Trainer(config, progress=False if args.quiet else None)
-    if args.resume:
-        _check_resumable(out, trainer)  # loads the checkpoint into the trainer: fit() need not load it again
-    record = trainer.fit(out)
-    _print_summary(record, out)
+    dist = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun with several processes: this one's rank
+        from advlit.distributed import from_environment
+
+        dist = from_environment(config.device)
+    try:
+        # --quiet turns the progress bar off; otherwise the Trainer reads ADVLIT_PROGRESS
+        trainer = build_trainer(config, progress=False if args.quiet else None, dist=dist)
+        if args.resume:
+            _check_resumable(out, trainer)  # loads the checkpoint into the trainer: fit() need not load it again
+        record = trainer.fit(out)
+    finally:
+        if dist is not None:
+            dist.close()
+    if record is not None:  # a data-parallel run: rank 0 evaluates, writes and reports
+        _print_summary(record, out)
     return 0
 
 
@@ -609,7 +621,8 @@ def main(argv=None) -> int:
                    "data": _cmd_data, "bench": _cmd_bench, "grid": _cmd_grid, "compare": _cmd_compare}[args.command]
         return handler(args)
     except ConfigError as err:
-        print(f"advlit: error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: rank 0 says why
+            print(f"advlit: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # the system refused a read or a write (a full disk, no permission)
         print(f"advlit: error: {err}", file=sys.stderr)

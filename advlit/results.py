@@ -17,98 +17,26 @@ says whether the retrain reproduced it.
 """
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
-import inspect
 import json
 import math
 import shutil
-import textwrap
 import warnings
 from pathlib import Path
 
 import torch
 
 from advlit.config import RunConfig
+# the fingerprints live in advlit.fingerprint (the trainer stamps its records with them);
+# re-exported here, where the records are read
+from advlit.fingerprint import (  # noqa: F401
+    CORE_FILES, PACKAGE_DIR, _code_only, _code_only_cached, _data_and_model_code, _method_files, code_fingerprint,
+    module_fingerprint,
+)
 from advlit.utils import ConfigError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-#: files every run depends on, whatever its method, data and model
-CORE_FILES = ("config.py", "train.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
-              "methods/base.py", "methods/registry.py", "data/base.py", "data/augment.py", "models/normalize.py")
-
-
-def _method_files(spec: str) -> list[Path]:
-    from advlit.methods import method_class
-
-    files = set()
-    for layer in spec.split("+"):
-        for cls in inspect.getmro(method_class(layer.strip())):
-            if cls.__module__.startswith("advlit."):
-                files.add(Path(inspect.getsourcefile(cls)).resolve())
-    return sorted(files)
-
-
-@functools.lru_cache(maxsize=None)
-def _code_only_cached(path: str, mtime_ns: int) -> str:
-    return _code_only(Path(path).read_text())
-
-
-def _code_only(source: str) -> str:
-    """The syntax tree of ``source`` without docstrings: comments, docstrings and layout
-    can change without invalidating the records, any change of code invalidates them."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
-
-
-def code_fingerprint(config: RunConfig | str) -> str:
-    """Hash of the code (not the docs) that a run of ``config`` depends on: the core files
-    (:data:`CORE_FILES`), the modules of every class of its methods, and the code that
-    loads its dataset and builds its model (:func:`advlit.data.dataset_code`,
-    :func:`advlit.models.model_code`). A method spec (a string) stands for a run without a
-    registered dataset or model (the toy runs): core and methods only.
-
-    So a change to the CIFAR loader or to the WideResNet does not invalidate the records
-    made on the digits with the small CNN, and a new model or dataset invalidates nothing.
-    """
-    spec = config if isinstance(config, str) else config.method
-    files: set[Path] = set()
-    for pattern in CORE_FILES:
-        files.update(p.resolve() for p in PACKAGE_DIR.glob(pattern))
-    files.update(_method_files(spec))
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        digest.update(_code_only_cached(str(path), path.stat().st_mtime_ns).encode())
-    if not isinstance(config, str):
-        digest.update(_data_and_model_code(config.dataset, config.model, json.dumps(config.model_args, sort_keys=True)))
-    return digest.hexdigest()[:12]
-
-
-def _data_and_model_code(dataset: str, model: str | None, model_args: str) -> bytes:
-    from advlit.data import dataset_code, dataset_info
-    from advlit.models import model_code
-
-    info = dataset_info(dataset)
-    sources = [*dataset_code(dataset), *model_code(model or info.default_model, info.num_classes, info.input_shape,
-                                                    **json.loads(model_args))]
-    digest = hashlib.sha256()
-    for source in sources:  # a file, the source of a function, or raw bytes (a registry entry)
-        if isinstance(source, Path):
-            digest.update(str(source.relative_to(PACKAGE_DIR)).encode())
-            digest.update(_code_only_cached(str(source), source.stat().st_mtime_ns).encode())
-        elif isinstance(source, str):
-            digest.update(_code_only(textwrap.dedent(source)).encode())
-        else:
-            digest.update(source)
-    return digest.digest()
 
 
 def run_name(config: RunConfig) -> str:
@@ -198,12 +126,13 @@ def _same_numbers(a: dict, b: dict) -> bool:
 def _retrain_for_weights(config: RunConfig, run_dir: Path, record: dict, progress) -> None:
     """The record is current but its weights are missing: train again in a scratch
     directory, keep the committed record, take the weights, and say whether they match."""
-    from advlit.train import BEST, CHECKPOINT, Trainer, environment
+    from advlit.runner import build_trainer
+    from advlit.train import BEST, CHECKPOINT, environment
 
     scratch = run_dir / "retrain.tmp"
     if scratch.exists():
         shutil.rmtree(scratch)
-    fresh = Trainer(config, progress=progress).fit(scratch)
+    fresh = build_trainer(config, progress=progress).fit(scratch)
     for name in (CHECKPOINT, BEST):
         if (scratch / name).exists():
             (scratch / name).replace(run_dir / name)
@@ -224,7 +153,8 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
     training; retrained with a warning when only the record is present: see the module
     docstring). The record's ``"run_dir"`` key tells where it lives.
     """
-    from advlit.train import CHECKPOINT, Trainer
+    from advlit.runner import build_trainer
+    from advlit.train import CHECKPOINT
 
     run_dir = Path(results_dir) / run_name(config)
     record = load_record(run_dir)
@@ -235,7 +165,7 @@ def run_or_load(config: RunConfig, results_dir: str | Path, need_model: bool = F
         have_checkpoint = (run_dir / CHECKPOINT).exists()
         resume = have_checkpoint and record is not None and not record.get("complete") \
             and record.get("code") == code_fingerprint(config) and record.get("config_hash") == config.hash()
-        record = Trainer(config, progress=progress).fit(run_dir, resume=resume)
+        record = build_trainer(config, progress=progress).fit(run_dir, resume=resume)
         if need_model:
             write_weights(run_dir, record)
     record["run_dir"] = str(run_dir)
@@ -275,14 +205,6 @@ def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:
                       normalize=normalize, **cfg.model_args)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
-
-
-def module_fingerprint(*objects) -> str:
-    """Hash of the code (not the docs) of the modules that define ``objects``."""
-    digest = hashlib.sha256()
-    for path in sorted({Path(inspect.getsourcefile(o)).resolve() for o in objects}):
-        digest.update(_code_only_cached(str(path), path.stat().st_mtime_ns).encode())
-    return digest.hexdigest()[:12]
 
 
 def model_identity(record: dict) -> list[str]:

@@ -1,6 +1,8 @@
 """The training loop: data, model, optimizer, schedule, a method, evaluation, checkpoints.
 
-The :class:`Trainer` knows nothing about any paper. Per epoch it draws a permutation and
+The :class:`Trainer` knows nothing about any paper: it is given a built
+:class:`~advlit.methods.Method` (:func:`advlit.runner.build_trainer` builds the method of a
+configuration through the registry and hands it over). Per epoch it draws a permutation and
 the crop/flip of every example from a generator seeded by ``(seed, epoch)``, hands the
 method one :class:`~advlit.methods.Batch` at a time, evaluates on the validation split
 (``val_attack``, to keep the *best* checkpoint as in Rice et al. 2020) and writes a
@@ -16,6 +18,7 @@ import logging
 import os
 import platform
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -25,7 +28,8 @@ from advlit.analysis.overfitting import catastrophic_overfitting
 from advlit.config import RunConfig
 from advlit.data import Augmentation, dataset_info, get_dataset
 from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
-from advlit.methods import Batch, TrainContext, build_method
+from advlit.fingerprint import code_fingerprint
+from advlit.methods.base import Batch, Method, TrainContext
 from advlit.models import get_model
 from advlit.precision import Precision
 from advlit.schedules import lr_schedule
@@ -44,8 +48,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
 
 
-def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool, device, shuffle: bool = True):
-    """Yield the :class:`Batch` es of one epoch (shuffled; crop/flip if ``augment``)."""
+def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool, device, shuffle: bool = True,
+                    shard=None):
+    """Yield the :class:`Batch` es of one epoch (shuffled; crop/flip if ``augment``).
+
+    ``shard`` (a :class:`advlit.distributed.DataParallel`): yield this rank's shard of each
+    batch, the permutation and crops/flips being drawn as for the whole batches."""
     n = len(data)
     gen = epoch_generator(seed, epoch)
     order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
@@ -53,6 +61,13 @@ def iterate_batches(data, batch_size: int, epoch: int, seed: int, augment: bool,
     use_aug = augment and (info.pad > 0 or info.flip)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
+        if shard is not None:
+            aug = Augmentation.sample(len(idx), info.pad, info.flip, gen, device=device) if use_aug else None
+            whole, (idx, aug) = len(idx), shard.shard(idx, aug)
+            x, y = data.batch(idx, device=device)
+            yield Batch(x=x if aug is None else aug.apply(x), y=y, idx=idx.to(device), aug=aug, epoch=epoch,
+                        global_size=whole)
+            continue
         x, y = data.batch(idx, device=device)
         aug = None
         if use_aug:
@@ -86,16 +101,47 @@ def environment() -> dict:
     }
 
 
-class Trainer:
-    """Train ``config.method`` on ``config.dataset``; see the module docstring.
+def method_spec(method: Method) -> str:
+    """The spec of a built method: its layers' registry names, outside in (``"piat+last+atas"``)."""
+    names = [method.name]
+    while method.wraps:
+        method = method.base
+        names.append(method.name)
+    return "+".join(names)
 
-    >>> record = Trainer(RunConfig(method="fgsm_rs", eps=0.2, alpha_ratio=2)).fit("runs/x")
+
+def check_method_matches(method: Method, spec: str) -> None:
+    """A record says which method made it (``config.method``): the given method must be that one."""
+    from advlit.utils import ConfigError
+
+    if not isinstance(method, Method):
+        raise ConfigError(f"the trainer needs a built Method, got {type(method).__name__}")
+    wanted = "+".join(layer.strip() for layer in spec.split("+") if layer.strip())
+    if method_spec(method) != wanted:
+        raise ConfigError(f"the method given to the trainer is {method_spec(method)!r}, "
+                          f"but the configuration's is {wanted!r}")
+
+
+class Trainer:
+    """Train ``method``, the method of ``config``, on ``config.dataset``; see the module docstring.
+
+    ``method`` is built and not yet set up (:func:`advlit.runner.build_method`); without it
+    the trainer builds ``config.method`` that way itself (the form older callers use).
+    ``dist``: this process's rank of a data-parallel run (:mod:`advlit.distributed`); rank 0
+    validates, evaluates and writes, and only its :meth:`fit` returns the record.
+
+    >>> from advlit.runner import build_method
+    >>> config = RunConfig(method="fgsm_rs", eps=0.2, alpha_ratio=2)
+    >>> record = Trainer(config, build_method(config)).fit("runs/x")
     """
 
-    def __init__(self, config: RunConfig, progress: bool | None = None):
+    def __init__(self, config: RunConfig, method: Method | None = None, progress: bool | None = None, dist=None):
         self.config = config.validate()
         self.progress = progress if progress is not None else os.environ.get("ADVLIT_PROGRESS", "1") != "0"
         self.device = resolve_device(config.device)
+        self.dist, self.is_main = dist, dist is None or dist.is_main
+        if dist is not None:
+            self.device, self.progress = dist.device(self.device), self.progress and dist.is_main
         info = dataset_info(config.dataset)
         self.info = info
         seed_everything(config.seed)
@@ -114,7 +160,14 @@ class Trainer:
                                          weight_decay=config.weight_decay)
         self.lr_at = lr_schedule(config.lr_schedule, config.lr, config.epochs, config.milestones)
         self.steps_per_epoch = -(-len(self.train_set) // config.batch_size)
-        self.method = build_method(config.method, config.eps, config.alpha_ratio, **config.method_args)
+        if method is None:  # the configuration alone: build its method as the runner does
+            from advlit.runner import build_method
+
+            method = build_method(config)
+        check_method_matches(method, config.method)
+        if dist is not None:
+            dist.check(method, len(self.train_set), config.batch_size)
+        self.method = method
         context = TrainContext(
             num_examples=len(self.train_set), input_shape=tuple(info.input_shape), num_classes=info.num_classes,
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, device=self.device,
@@ -122,6 +175,8 @@ class Trainer:
             momentum=config.momentum, weight_decay=config.weight_decay, seed=config.seed,
         )
         self.method.setup(self.model, self.optimizer, context)
+        if dist is not None:
+            dist.attach(self.model, self.optimizer)
         self.history: list[dict] = []
         self.best = {"epoch": -1, "val_robust": -1.0}
         self.start_epoch = 0
@@ -133,7 +188,8 @@ class Trainer:
         self.method.on_epoch_start(self.model, epoch)
         totals = {"loss": 0.0, "acc": 0.0}
         n_seen = 0
-        batches = iterate_batches(self.train_set, cfg.batch_size, epoch, cfg.seed, cfg.augment, self.device)
+        batches = iterate_batches(self.train_set, cfg.batch_size, epoch, cfg.seed, cfg.augment, self.device,
+                                  shard=self.dist)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not self.progress, leave=False)
         extra: dict = {}
@@ -143,7 +199,7 @@ class Trainer:
                 group["lr"] = lr
             batch.iteration = epoch * self.steps_per_epoch + i
             batch.x = self.precision.prepare_batch(batch.x)
-            with self.precision.autocast():
+            with self.dist.step(batch) if self.dist is not None else nullcontext(), self.precision.autocast():
                 metrics = self.method.step(self.model, self.optimizer, batch)
             b = len(batch.y)
             n_seen += b
@@ -153,6 +209,10 @@ class Trainer:
                 else:
                     extra[key] = value  # method-specific, last value of the epoch
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.2f}")
+        if self.dist is not None:  # every rank: the full per-example buffers and the epoch's totals
+            order = torch.randperm(len(self.train_set), generator=epoch_generator(cfg.seed, epoch))
+            self.dist.sync_examples(self.method, order, cfg.batch_size)
+            totals["loss"], totals["acc"], n_seen = self.dist.sum([totals["loss"], totals["acc"], n_seen], self.device)
         hook = self.method.on_epoch_end(self.model, epoch) or {}
         out = {"train_loss": totals["loss"] / n_seen, "train_acc": 100 * totals["acc"] / n_seen, "lr": lr}
         out.update({f"method_{k}": v for k, v in {**extra, **hook}.items()})
@@ -183,7 +243,7 @@ class Trainer:
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
             row["seconds"] = time.perf_counter() - t0
-            if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
+            if self.is_main and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
                 row.update(self.validate(epoch))
                 if row["val_robust"] > self.best["val_robust"]:
                     self.best = {"epoch": epoch + 1, "val_robust": row["val_robust"],
@@ -194,9 +254,13 @@ class Trainer:
             self.history.append(row)
             log.info("epoch %d: %s", epoch + 1, row)
             self.start_epoch = epoch + 1
-            if out is not None:
+            if out is not None and self.is_main:
                 self.save_checkpoint(out / CHECKPOINT)
                 self.write_record(out / RECORD, final=None)
+            if self.dist is not None:
+                self.dist.barrier()  # the others wait for rank 0's validation and checkpoint
+        if not self.is_main:
+            return None
         record = self.record(final=None)
         if self.start_epoch == cfg.epochs:
             record = self.record(final=self.final_evaluation())
@@ -243,8 +307,6 @@ class Trainer:
 
     def record(self, final: dict | None) -> dict:
         cfg = self.config
-        from advlit.results import code_fingerprint
-
         secs = [r["seconds"] for r in self.history]
         return {
             "config": cfg.to_dict(),
@@ -258,7 +320,8 @@ class Trainer:
             "overfitting": catastrophic_overfitting(self.history),
             "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
             "final": final,
-            "environment": environment(),
+            "environment": environment() if self.dist is None else {**environment(),
+                                                                   "data_parallel": self.dist.describe()},
             # the precision used ("auto" resolved), only in a run that sets one: a default record is unchanged
             **({"precision": self.precision.to_dict()} if cfg.to_dict().keys() & PRECISION_FIELDS else {}),
         }
@@ -274,7 +337,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "method": self.method.state_dict(),
-            "rng": get_rng_state(),
+            "rng": get_rng_state() if self.dist is None else self.dist.rng_state(get_rng_state()),
             "history": self.history,
             "best": self.best,
             "start_epoch": self.start_epoch,
@@ -300,8 +363,13 @@ class Trainer:
         self.best = state["best"]
         self.start_epoch = state["start_epoch"]
         set_rng_state(state["rng"])
+        if self.dist is not None:
+            self.dist.restore_rng(state["rng"])
 
 
 def train(config: RunConfig, out_dir=None, resume: bool = False, progress: bool | None = None) -> dict:
-    """Build a :class:`Trainer` for ``config`` and run it; return the run record."""
-    return Trainer(config, progress=progress).fit(out_dir, resume=resume)
+    """Build a :class:`Trainer` for ``config`` and run it; return the run record
+    (:func:`advlit.runner.train`, kept here for older callers)."""
+    from advlit.runner import train as run
+
+    return run(config, out_dir, resume=resume, progress=progress)

@@ -3,7 +3,7 @@ methods, its dataset's loader and its model (advlit.results.code_fingerprint).""
 import pytest
 import torch
 
-from advlit import models, results
+from advlit import fingerprint, models, results
 from advlit.config import RunConfig
 
 DIGITS = RunConfig(method="fgsm_rs", dataset="digits16")
@@ -12,15 +12,15 @@ CIFAR = RunConfig(method="pgd_at", dataset="cifar10")
 
 def fingerprint_after_editing(monkeypatch, config, filename):
     """``code_fingerprint(config)`` as if ``advlit/<filename>``'s code had been changed."""
-    real = results._code_only_cached
+    real = fingerprint._code_only_cached  # the fingerprint code lives in advlit.fingerprint
     target = str((results.PACKAGE_DIR / filename).resolve())
     assert (results.PACKAGE_DIR / filename).exists(), filename
-    monkeypatch.setattr(results, "_code_only_cached",
+    monkeypatch.setattr(fingerprint, "_code_only_cached",
                         lambda path, mtime: real(path, mtime) + ("<edited>" if path == target else ""))
     try:
         return results.code_fingerprint(config)
     finally:
-        monkeypatch.setattr(results, "_code_only_cached", real)
+        monkeypatch.setattr(fingerprint, "_code_only_cached", real)
 
 
 @pytest.mark.parametrize("filename", ["train.py", "evaluate.py", "attacks/pgd.py", "schedules.py", "data/augment.py",

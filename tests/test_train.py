@@ -1,8 +1,10 @@
 """The trainer: determinism, exact resume, schedules, run records, checkpoints."""
 import json
+from pathlib import Path
 
 import pytest
 
+import advlit
 from advlit.config import RunConfig
 from advlit.results import load_model, run_or_load
 from advlit.schedules import lr_schedule
@@ -119,3 +121,90 @@ def test_final_evaluation_reuses_last_when_best_is_last(monkeypatch):
     trainer.best = {"epoch": 0, "val_robust": 1.0, "state": state}  # same weights, an earlier epoch
     separate = trainer.final_evaluation()
     assert len(calls) == 2 and separate["best"] == separate["last"] == same["last"]
+
+
+# ---------------------------------------------------------------- layering (issue 20)
+PACKAGE_DIR = Path(advlit.__file__).resolve().parent
+
+
+def _imports(path) -> set[str]:
+    """Every module a file imports (``from a.b import c`` counts as ``a.b`` and ``a.b.c``)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_trainer_imports_neither_the_method_registry_nor_the_results():
+    imported = _imports(PACKAGE_DIR / "train.py")
+    assert not {"advlit.methods.registry", "advlit.methods.build_method", "advlit.results"} & imported
+    assert not any(name.startswith("advlit.methods.registry") for name in imported)
+
+
+def test_the_attacks_import_nothing_from_the_methods():
+    for path in (PACKAGE_DIR / "attacks").glob("*.py"):
+        assert not any(name.startswith("advlit.methods") for name in _imports(path)), path.name
+
+
+def test_the_trainer_trains_the_method_it_is_given():
+    from advlit.runner import build_method, build_trainer
+
+    cfg = tiny_config(epochs=1)
+    given = build_method(RunConfig.from_dict({**cfg.to_dict(), "alpha_ratio": 0.5}))
+    assert Trainer(cfg, given, progress=False).fit()["method"]["alpha"] == pytest.approx(0.5 * cfg.eps)
+    built = build_trainer(cfg, progress=False).fit()
+    assert built["method"]["alpha"] == pytest.approx(1.25 * cfg.eps)
+    # the configuration alone still works (older callers) and trains the same run
+    alone = Trainer(cfg, progress=False).fit()
+    assert strip_times(alone["history"]) == strip_times(built["history"]) and alone["final"] == built["final"]
+    with pytest.raises(ConfigError, match="given to the trainer is 'fgsm', but the configuration's is 'fgsm_rs'"):
+        Trainer(cfg, build_method(RunConfig.from_dict({**cfg.to_dict(), "method": "fgsm"})), progress=False)
+
+
+def test_building_a_method_draws_no_random_numbers():
+    """The runner builds the method before the trainer seeds and initialises the model: no
+    method may draw random numbers when it is built (set-up, after seeding, may)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from advlit.methods import available_methods, build_method
+
+    for name, cls in available_methods().items():
+        spec = f"{name}+fgsm_rs" if cls.wraps else name
+        kwargs = {"subset.indices": [0, 1]} if name == "subset" else {}
+        torch_state, py_state, np_state = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+        build_method(spec, 0.1, **kwargs)
+        assert torch.equal(torch_state, torch.get_rng_state()), name
+        assert random.getstate() == py_state and (np.random.get_state()[1] == np_state).all(), name
+
+
+def test_results_re_exports_the_fingerprint():
+    from advlit import fingerprint, results
+
+    assert results.code_fingerprint is fingerprint.code_fingerprint and results.CORE_FILES == fingerprint.CORE_FILES
+    assert results.PACKAGE_DIR == fingerprint.PACKAGE_DIR and results._code_only is fingerprint._code_only
+
+
+@pytest.mark.parametrize("filename,covered", [("runner.py", True), ("train.py", True), ("fingerprint.py", False),
+                                              ("distributed.py", False)])
+def test_which_new_modules_the_fingerprint_covers(monkeypatch, filename, covered):
+    """runner.py builds the method a run trains (core); fingerprint.py changes no result, and
+    a one-process run never imports distributed.py (tests/test_distributed.py)."""
+    from advlit import fingerprint
+
+    cfg = tiny_config()
+    before = fingerprint.code_fingerprint(cfg)
+    target = str((fingerprint.PACKAGE_DIR / filename).resolve())
+    assert (fingerprint.PACKAGE_DIR / filename).exists()
+    real = fingerprint._code_only_cached
+    monkeypatch.setattr(fingerprint, "_code_only_cached",
+                        lambda path, mtime: real(path, mtime) + ("<edited>" if path == target else ""))
+    assert (fingerprint.code_fingerprint(cfg) != before) == covered

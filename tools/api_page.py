@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "book" / "api.md"
 
 FIXED = [
-    ("Configuration, training and evaluation", ["advlit.config", "advlit.train", "advlit.schedules",
-                                                 "advlit.evaluate", "advlit.results", "advlit.checkpoint_io",
+    ("Configuration, training and evaluation", ["advlit.config", "advlit.train", "advlit.runner",
+                                                 "advlit.distributed", "advlit.schedules", "advlit.evaluate",
+                                                 "advlit.results", "advlit.fingerprint", "advlit.checkpoint_io",
                                                  "advlit.experiments", "advlit.protocol", "advlit.scorecard",
                                                  "advlit.notebook", "advlit.plotting", "advlit.book", "advlit.smoke",
                                                  "advlit.grid", "advlit.bench", "advlit.precision", "advlit.compare",

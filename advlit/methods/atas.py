@@ -243,8 +243,8 @@ class ATAS(ATTA):
             return torch.full((len(batch.y),), self.warmup_step_ratio * self.eps, device=grad.device,
                               dtype=grad.dtype)
         norms = grad.detach().flatten(1).norm(dim=1)
-        if self.grad_norm == "batch_mean":
-            norms = norms / len(batch.y)
+        if self.grad_norm == "batch_mean":  # the gradient of the (global) batch's mean loss
+            norms = norms / batch.batch_size
         v = self.beta * self.v[batch.idx] + (1 - self.beta) * norms.pow(2).to(self.v.dtype)
         self.v[batch.idx] = v
         step = self.gamma / (self.c + v.sqrt())

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# the two helpers live with the attacks, their first users; re-exported for the methods
+from advlit.attacks.utils import clamp_to_ball, per_example  # noqa: F401
 from advlit.utils import ConfigError
 
 
@@ -29,6 +31,10 @@ class Batch:
     per-example state); ``aug`` the crop/flip that produced ``x`` from the stored images
     (``None`` when the data are not augmented), so a method can apply the same transform
     to a stored per-example tensor (:class:`advlit.data.Augmentation`).
+
+    In a data-parallel run (:mod:`advlit.distributed`) a batch is one rank's shard of the
+    global batch of ``global_size`` examples; a quantity the single-process run averages
+    over the batch uses :attr:`batch_size`, the global batch's size.
     """
 
     x: Tensor
@@ -37,6 +43,13 @@ class Batch:
     aug: Any = None
     epoch: int = 0
     iteration: int = 0  # global iteration counter, starting at 0
+    global_size: int | None = None  # a data-parallel rank's shard: the size of the global batch
+
+    @property
+    def batch_size(self) -> int:
+        """The number of examples of the whole batch: ``len(y)``, or the global batch's size
+        when this batch is a rank's shard of it."""
+        return len(self.y) if self.global_size is None else self.global_size
 
 
 @dataclass
@@ -56,22 +69,6 @@ class TrainContext:
     weight_decay: float = 5e-4
     seed: int = 0
     extra: dict = field(default_factory=dict)
-
-
-def clamp_to_ball(x_adv: Tensor, x: Tensor, eps: float | Tensor) -> Tensor:
-    """Project ``x_adv`` onto the L-inf ball of radius ``eps`` around ``x`` and onto [0, 1].
-
-    ``eps`` is a float or a per-example tensor of shape ``(B,)``.
-    """
-    eps = per_example(eps, x)
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
-
-
-def per_example(value: float | Tensor, like: Tensor) -> Tensor | float:
-    """Broadcast a scalar or a ``(B,)`` tensor against a batch shaped like ``like``."""
-    if isinstance(value, Tensor) and value.dim() == 1:
-        return value.view(-1, *([1] * (like.dim() - 1))).to(like)
-    return value
 
 
 class Method:
