@@ -24,6 +24,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: never executes, are not among them)
 CORE_FILES = ("config.py", "train.py", "runner.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
               "methods/base.py", "methods/registry.py", "data/base.py", "data/augment.py", "models/normalize.py")
+#: RunConfig fields whose runs also depend on advlit/precision.py (omitted from a default config)
+PRECISION_FIELDS = frozenset({"precision", "channels_last", "compile"})
 
 
 def _method_files(spec: str) -> list[Path]:
@@ -63,12 +65,16 @@ def code_fingerprint(config: RunConfig | str) -> str:
 
     So a change to the CIFAR loader or to the WideResNet does not invalidate the records
     made on the digits with the small CNN, and a new model or dataset invalidates nothing.
+    A run that sets ``precision``, ``channels_last`` or ``compile`` also depends on
+    ``advlit/precision.py``; a default (fp32) run does not.
     """
     spec = config if isinstance(config, str) else config.method
     files: set[Path] = set()
     for pattern in CORE_FILES:
         files.update(p.resolve() for p in PACKAGE_DIR.glob(pattern))
     files.update(_method_files(spec))
+    if not isinstance(config, str) and config.to_dict().keys() & PRECISION_FIELDS:
+        files.add((PACKAGE_DIR / "precision.py").resolve())  # autocast / channels_last / compile change results
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())

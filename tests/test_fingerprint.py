@@ -35,6 +35,13 @@ def test_an_edit_elsewhere_leaves_a_digits_run_current(monkeypatch, filename):
     assert fingerprint_after_editing(monkeypatch, DIGITS, filename) == results.code_fingerprint(DIGITS)
 
 
+@pytest.mark.parametrize("config,changes", [(DIGITS, False), (RunConfig(method="fgsm_rs", precision="bf16"), True),
+                                            (RunConfig(method="fgsm_rs", channels_last=True), True)])
+def test_precision_code_counts_only_for_runs_that_use_it(monkeypatch, config, changes):
+    """advlit/precision.py changes a bf16 / channels_last run's results, not a default fp32 one's."""
+    assert (fingerprint_after_editing(monkeypatch, config, "precision.py") != results.code_fingerprint(config)) == changes
+
+
 @pytest.mark.parametrize("filename,changes", [("data/vision.py", True), ("models/preact_resnet.py", True),
                                               ("methods/pgd_at.py", True), ("data/digits.py", False),
                                               ("models/small_cnn.py", False)])
