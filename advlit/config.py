@@ -14,6 +14,9 @@ LR_SCHEDULES = ("cyclic", "piecewise", "multistep", "linear_decay", "constant")
 #: field's own default: ``precision="fp32"``, ``channels_last=False``, ``compile=False``), so
 #: a config that does not use them has the dictionary and the hash it had before they existed
 OPTIONAL_FIELDS = ("final_eps_ratios", "precision", "channels_last", "compile")
+#: the optional fields that are :mod:`advlit.precision`'s speed settings: a run that sets one
+#: records the precision it used and depends on advlit/precision.py's code
+PRECISION_FIELDS = frozenset({"precision", "channels_last", "compile"})
 
 
 def _unset(value, default) -> bool:

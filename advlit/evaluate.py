@@ -127,6 +127,13 @@ def eps_ratio_key(attack: str, ratio: float) -> str:
     return f"{attack}@{ratio:g}eps"
 
 
+def split_eps_ratio_key(key: str) -> tuple[str, float | None]:
+    """The inverse of :func:`eps_ratio_key`: ``"pgd-20@2eps"`` -> ``("pgd-20", 2.0)``,
+    ``"pgd-20"`` -> ``("pgd-20", None)``."""
+    attack, sep, budget = key.partition("@")
+    return attack, (float(budget.removesuffix("eps")) if sep else None)
+
+
 def evaluate_eps_ratios(model: nn.Module, data, eps: float, ratios, attacks, **kwargs) -> dict[str, float]:
     """:func:`evaluate` at each budget ``r * eps`` (``r`` in ``ratios``), keyed
     :func:`eps_ratio_key`; ``clean`` is left out (it does not depend on eps). The other

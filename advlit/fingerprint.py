@@ -16,7 +16,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from advlit.config import RunConfig
+from advlit.config import PRECISION_FIELDS, RunConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: files every run depends on, whatever its method, data and model (``runner.py`` builds the
@@ -24,8 +24,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: never executes, are not among them)
 CORE_FILES = ("config.py", "train.py", "runner.py", "evaluate.py", "schedules.py", "utils.py", "attacks/*.py",
               "methods/base.py", "methods/registry.py", "data/base.py", "data/augment.py", "models/normalize.py")
-#: RunConfig fields whose runs also depend on advlit/precision.py (omitted from a default config)
-PRECISION_FIELDS = frozenset({"precision", "channels_last", "compile"})
 
 
 def _method_files(spec: str) -> list[Path]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from advlit import experiments
+from advlit.evaluate import eps_ratio_key, split_eps_ratio_key
 from advlit.results import REPO_DIR, is_current, load_record, mean_std, paper_table, run_name
 from advlit.utils import ConfigError
 
@@ -315,12 +316,12 @@ def metric_at(claim: Claim, profile: str = "cpu") -> str:
     counterpart (the ``gpu`` profile runs standard AutoAttack, not ``aa-fast``, for example)."""
     configs = [experiments.get_config(name, profile) for name in claim.experiments]
     attacks = set.intersection(*(set(config.final_attacks) for config in configs))
-    base, sep, budget = claim.metric.partition("@")  # "pgd-10@2eps": pgd-10 at twice the training eps
-    if sep and not all(float(budget.removesuffix("eps")) in (config.final_eps_ratios or []) for config in configs):
-        raise ConfigError(f"claim {claim.key}: the {profile} profile does not evaluate every run at {budget}")
+    base, ratio = split_eps_ratio_key(claim.metric)  # "pgd-10@2eps": pgd-10 at twice the training eps
+    if ratio is not None and not all(ratio in (config.final_eps_ratios or []) for config in configs):
+        raise ConfigError(f"claim {claim.key}: the {profile} profile does not evaluate every run at {ratio:g}eps")
     for metric in (base, *EQUIVALENT.get(base, ())):
         if metric in attacks:
-            return metric + sep + budget
+            return metric if ratio is None else eps_ratio_key(metric, ratio)
     raise ConfigError(f"claim {claim.key}: the {profile} profile evaluates none of "
                       f"{[base, *EQUIVALENT.get(base, ())]}")
 

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from advlit.analysis.overfitting import catastrophic_overfitting
-from advlit.config import RunConfig
+from advlit.config import PRECISION_FIELDS, RunConfig
 from advlit.data import Augmentation, dataset_info, get_dataset
 from advlit.evaluate import evaluate, evaluate_eps_ratios, parse_attack
 from advlit.fingerprint import code_fingerprint
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"  # everything needed to resume
 BEST = "best.pt"  # model weights of the best validation epoch
-PRECISION_FIELDS = {"precision", "channels_last", "compile"}  # RunConfig's advlit.precision settings
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
