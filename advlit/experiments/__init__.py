@@ -28,7 +28,7 @@ from advlit.utils import ConfigError
 
 PROFILES = {
     "cpu": dict(
-        dataset="digits16", model="small_cnn", eps=0.2, epochs=30, batch_size=128, lr=0.1,
+        dataset="digits16", model="conv_net", model_args={"channels": [32, 64], "pools": [False, True]}, eps=0.2, epochs=30, batch_size=128, lr=0.1,
         lr_schedule="cyclic", device="cpu", val_attack="pgd-20", val_subset=100,
         final_attacks=["clean", "fgsm", "pgd-20", "pgd-50", "cw-20", "aa-fast"], aa_subset=100,
     ),
