@@ -4,7 +4,7 @@ Every method trains its own model on synthetic tensors of the data set's input s
 (uniform inputs in [0, 1], uniform labels, seeded; no data files needed), one
 :meth:`~advlit.methods.Method.step` per batch exactly as :class:`~advlit.train.Trainer`
 calls it (attack + loss + update). The methods are interleaved round by round in one
-process, as :func:`advlit.experiments.atas.time_methods` does, so that a change of machine
+process, as :func:`time_experiments` does for the chapters, so that a change of machine
 load hits all of them; a method's seconds per step is its fastest round, its median round
 is reported beside it, and its ratio to FGSM-RS is taken between the fastest rounds.
 
@@ -291,3 +291,43 @@ def write_bench_page(json_paths=None, md_path: str | Path | None = None) -> Path
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(text + "\n")
     return md_path
+
+
+def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: str | None = None,
+                     refresh: bool = False) -> dict:
+    """Seconds per training epoch of each named experiment of ``chapter``, measured back to
+    back in one process: every round trains ``epochs`` epochs (no validation) of each
+    experiment in turn, so a change of machine load hits all of them.
+
+    Returns ``{"key", "epochs", "rounds", "seconds": {name: [seconds of each epoch, in
+    order]}, "steps_per_epoch": {name: n}}``. With ``cache`` (a file name) the result is
+    stored in ``<results_dir>/<cache>`` with the configurations and code fingerprints it was
+    made by, and reused while they and ``epochs`` / ``rounds`` match (``refresh=True``
+    measures again). The ATAS (``atas_timing.json``), LAST (``last_timing.json``) and basics
+    (``basics_standin_timing.json``) chapters time their methods through this function.
+    """
+    from advlit.results import code_fingerprint
+    from advlit.train import Trainer
+
+    names = list(names)
+    configs = {n: chapter.config(n) for n in names}
+    key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
+    path = Path(chapter.results_dir) / cache if cache else None
+    if path is not None and path.exists() and not refresh:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
+            return cached
+    trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names:
+            for e in range(epochs):
+                t0 = time.perf_counter()
+                trainers[n].train_epoch(r * epochs + e)
+                seconds[n].append(time.perf_counter() - t0)
+    out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds": seconds,
+           "steps_per_epoch": {n: t.steps_per_epoch for n, t in trainers.items()}}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+    return out

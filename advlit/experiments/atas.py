@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 from advlit.grid import derived
@@ -162,36 +161,15 @@ def run_subset(chapter, name: str, lo: int, hi: int, seeds=None) -> list[dict]:
 
 
 def time_methods(chapter, names=TIMED, epochs: int = 2, rounds: int = 1, refresh: bool = False) -> dict:
-    """Seconds per training epoch of each experiment, measured back to back in one process.
-
-    Every method trains ``epochs`` epochs (no validation) in each of ``rounds`` rounds, the
-    methods interleaved so that a change of machine load hits all of them. The result is
-    cached in ``<results_dir>/atas_timing.json`` with the code fingerprints it was made by
-    and reused while they match (``refresh=True`` measures again).
+    """Seconds per training epoch of each experiment, measured back to back in one process
+    (:func:`advlit.bench.time_experiments`: the methods interleaved, so that a change of
+    machine load hits all of them), cached in ``<results_dir>/atas_timing.json``.
+    ``seconds_per_epoch`` is each method's mean over its ``epochs * rounds`` epochs.
     """
-    from advlit.results import code_fingerprint
-    from advlit.train import Trainer
+    from advlit.bench import time_experiments
 
-    configs = {n: chapter.config(n) for n in names}
-    key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
-    path = Path(chapter.results_dir) / "atas_timing.json"
-    if path.exists() and not refresh:
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
-            return cached
-    times: dict[str, list[float]] = {n: [] for n in names}
-    trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
-    for r in range(rounds):
-        for n in names:
-            for e in range(epochs):
-                t0 = time.perf_counter()
-                trainers[n].train_epoch(r * epochs + e)
-                times[n].append(time.perf_counter() - t0)
-    out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds": times,
-           "seconds_per_epoch": {n: sum(v) / len(v) for n, v in times.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
-    return out
+    out = time_experiments(chapter, names, epochs=epochs, rounds=rounds, cache="atas_timing.json", refresh=refresh)
+    return {**out, "seconds_per_epoch": {n: sum(v) / len(v) for n, v in out["seconds"].items()}}
 
 
 def landscapes(chapter, names=("atas.fgsm_rs_2eps", "atas.atas"), seed: int = 0, n_points: int = 64, grid: int = 21,

@@ -27,3 +27,33 @@ CPU_DEVIATIONS = {
     ("basics.pgd_at_long", "epochs"): "cpu: 60 epochs: on digits16 PGD-AT sits at chance for its first ~10 epochs, "
                                       "so 30 end before it has converged",
 }
+
+#: The stand-in study (issue 14; chapter 01, "Choosing the stand-in"): the candidates for the
+#: cpu profile's model, each a (model, model_args) pair trained with the cpu profile's other
+#: settings. ``pool_last_32_64`` is the profile's model (``advlit.experiments.PROFILES``), so
+#: its runs are ``basics.pgd_at`` and the two FGSM-RS runs above; the others are the
+#: ``basics.standin_<candidate>_<run>`` experiments, registered at the cpu layer only (at
+#: the gpu profile they are the same runs as the chapter's, and the chapter skips the study).
+STANDIN_CANDIDATES = {
+    "pool_each_32_64": ("small_cnn", {}),  # the first round's stand-in: a 2x2 max-pool after each convolution
+    "pool_last_32_64": ("conv_net", {"channels": [32, 64], "pools": [False, True]}),  # chosen
+    "pool_last_16_32": ("conv_net", {"channels": [16, 32], "pools": [False, True]}),
+    "pool_last_16_32_h256": ("conv_net", {"channels": [16, 32], "pools": [False, True], "hidden": 256}),
+}
+#: the chosen candidate: the cpu profile's model
+STANDIN_CHOSEN = "pool_last_32_64"
+#: the three runs of each candidate, by the name of the chapter's experiment they repeat
+STANDIN_RUNS = ("pgd_at", "fgsm_rs_large_step", "fgsm_rs_small_step")
+
+
+def standin_experiment(candidate: str, run: str) -> str:
+    """The experiment that trains ``run`` (one of :data:`STANDIN_RUNS`) with ``candidate``'s model."""
+    return f"basics.{run}" if candidate == STANDIN_CHOSEN else f"basics.standin_{candidate}_{run}"
+
+
+for _candidate, (_model, _model_args) in STANDIN_CANDIDATES.items():
+    if _candidate != STANDIN_CHOSEN:
+        for _run in STANDIN_RUNS:
+            EXPERIMENTS[standin_experiment(_candidate, _run)] = {
+                "common": dict(EXPERIMENTS[f"basics.{_run}"]["common"]),
+                "cpu": {"model": _model, "model_args": dict(_model_args)}}

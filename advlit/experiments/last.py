@@ -44,9 +44,6 @@ they are the same runs as ``last.pgd_at`` / ``last.lpgd_at``. The ``_2eps`` runs
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
 
 #: final attacks (cpu): AutoAttack (APGD-CE + APGD-T) on the first AA_SUBSET_CPU test points
 ATTACKS_CPU = ["clean", "pgd-10", "pgd-50", "aa-fast"]
@@ -154,35 +151,18 @@ CPU_DEVIATIONS = {
 
 def time_overhead(chapter, pairs=TIMED_PAIRS, epochs: int = 1, rounds: int = 7, refresh: bool = False) -> dict:
     """Seconds per training iteration of base methods and their LAST versions, measured in
-    one process: every round trains ``epochs`` epoch(s) of each method in turn (base, LAST,
-    next pair, ...), so a change of machine load hits both members of a pair. The result is
-    cached in ``<results_dir>/last_timing.json`` with the configurations and code
-    fingerprints it was made by, and reused while they match (``refresh=True`` re-measures).
+    one process (:func:`advlit.bench.time_experiments`): every round trains ``epochs``
+    epoch(s) of each method in turn (base, LAST, next pair, ...), so a change of machine load
+    hits both members of a pair; cached in ``<results_dir>/last_timing.json``.
     Returns ``{"seconds_per_iteration": {name: [per round]}, ...}``.
     """
-    from advlit.results import code_fingerprint
-    from advlit.train import Trainer
+    from advlit.bench import time_experiments
 
     names = [n for pair in pairs for n in pair]
-    configs = {n: chapter.config(n) for n in names}
-    key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
-    path = Path(chapter.results_dir) / "last_timing.json"
-    if path.exists() and not refresh:
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
-            return cached
-    trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
-    per_iter: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names:
-            t0 = time.perf_counter()
-            for e in range(epochs):
-                trainers[n].train_epoch(r * epochs + e)
-            per_iter[n].append((time.perf_counter() - t0) / (epochs * trainers[n].steps_per_epoch))
-    out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds_per_iteration": per_iter}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
-    return out
+    out = time_experiments(chapter, names, epochs=epochs, rounds=rounds, cache="last_timing.json", refresh=refresh)
+    per_iteration = {n: [sum(v[r * epochs:(r + 1) * epochs]) / (epochs * out["steps_per_epoch"][n])
+                         for r in range(rounds)] for n, v in out["seconds"].items()}
+    return {**out, "seconds_per_iteration": per_iteration}
 
 
 def overhead_table(timing: dict, pairs=TIMED_PAIRS):

@@ -259,6 +259,88 @@ seconds
 
 
 # %% [markdown]
+# ## Choosing the stand-in
+#
+# The papers train ResNets on CIFAR-10 for hours; the `cpu` profile needs a model with which
+# the same phenomena appear on the embedded digits in minutes. The model was chosen among
+# four candidates, each trained with the profile's other settings ($\epsilon = 0.2$, cyclic
+# LR with peak 0.1 at epoch 15, 30 epochs, batch 128, three seeds), by three criteria
+# measured on the **validation** split (the test split was not used to choose):
+#
+# 1. PGD-AT converges in the budget: its validation PGD-20 has stopped climbing before the
+#    last third of training (the *plateau gain*, `advlit.analysis.standin.plateau_gain`: the
+#    best value of epochs 21-30 minus the best of epochs 10-20);
+# 2. FGSM-RS with $\alpha = 2\epsilon$ overfits catastrophically (in at least 2 of 3 seeds)
+#    and with $\alpha = \epsilon$ does not (in none), as on CIFAR-10 {cite}`wong2020fast`;
+# 3. an FGSM-RS epoch takes about a second on this two-core machine.
+#
+# The candidates differ in where they pool and how wide they are: `small_cnn`, the first
+# stand-in of this book, max-pools after each of its two convolutions; the others
+# (`conv_net`) pool only after the second, so the classifier sees 8x8 instead of 4x4 feature
+# maps. Their validation curves (PGD-AT: mean ± std over three seeds; FGSM-RS: one line per
+# seed):
+
+# %% tags=["hide-input"]
+from advlit.analysis.standin import candidate_row
+from advlit.bench import time_experiments
+from advlit.experiments import basics as basics_experiments
+from advlit.models import get_model
+
+CANDIDATES, CHOSEN = basics_experiments.STANDIN_CANDIDATES, basics_experiments.STANDIN_CHOSEN
+study = chapter.profile == "cpu"  # the study is about the cpu profile; the gpu profile runs the papers' models
+if study:
+    standin = {c: {run: chapter.run(basics_experiments.standin_experiment(c, run))
+                   for run in basics_experiments.STANDIN_RUNS} for c in CANDIDATES}
+    fig, axes = plt.subplots(1, len(standin), figsize=(14, 3.3), sharey=True)
+    for ax, (c, runs) in zip(axes, standin.items()):
+        plot_curves(ax, {"PGD-AT": runs["pgd_at"]}, key="val_robust")
+        plot_curves(ax, {"FGSM-RS, 2 eps": runs["fgsm_rs_large_step"]}, key="val_robust", individual=True)
+        plot_curves(ax, {"FGSM-RS, eps": runs["fgsm_rs_small_step"]}, key="val_robust", individual=True)
+        ax.axvspan(20.5, 30.5, color="gray", alpha=0.08)
+        ax.set_title(c + (" (chosen)" if c == CHOSEN else ""), fontsize=10)
+        ax.set_ylabel("")
+        if ax is not axes[0]:
+            ax.get_legend().remove()
+    axes[0].set_ylabel("validation PGD-20 (%)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("validation PGD-20 accuracy of each candidate (shaded: the last third of training)", y=1.03)
+    plt.show()
+else:
+    print("The stand-in study is a cpu-profile section: at the gpu profile the chapter runs the papers' model.")
+
+# %% [markdown]
+# The criteria in numbers. The seconds are one training epoch without validation, the
+# candidates timed side by side in one process (the fastest of three rounds,
+# `advlit.bench.time_experiments`; cached in `results/cpu/basics_standin_timing.json`), so
+# unlike the records' seconds above they compare across candidates.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+if study:
+    timed = [basics_experiments.standin_experiment(c, run) for c in CANDIDATES
+             for run in ("fgsm_rs_large_step", "pgd_at")]
+    timing = time_experiments(chapter, timed, epochs=1, rounds=3, cache="basics_standin_timing.json")
+    rows = {}
+    for c, (model, model_args) in CANDIDATES.items():
+        runs = standin[c]
+        net = get_model(model, 10, (1, 16, 16), **model_args)
+        fgsm_s = min(timing["seconds"][basics_experiments.standin_experiment(c, "fgsm_rs_large_step")])
+        pgd_s = min(timing["seconds"][basics_experiments.standin_experiment(c, "pgd_at")])
+        rows[c + (" (chosen)" if c == CHOSEN else "")] = {
+            "model": f"{model} {model_args}" if model_args else model,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            **candidate_row(runs["pgd_at"], runs["fgsm_rs_large_step"], runs["fgsm_rs_small_step"]),
+            "s / FGSM-RS epoch": round(fgsm_s, 2), "s / PGD-AT epoch": round(pgd_s, 2)}
+    standin_table = pd.DataFrame(rows).T
+else:
+    standin_table = None
+standin_table
+
+# %% [markdown]
+# <!-- standin prose: written after the numbers -->
+
+
+# %% [markdown]
 # ## The protocol: the paper's settings and the package's
 #
 # Each setting the paper states (quoted, with its section or table: `book/paper_tables/paper_settings.csv`)

@@ -1,0 +1,84 @@
+"""The stand-in study of chapter 01 (issue 14): its criteria, its experiments, its timing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from advlit.analysis.standin import candidate_row, collapses, plateau_gain
+from advlit.bench import time_experiments
+from advlit.experiments import PROFILES, basics, get_config
+
+from helpers import tiny_config
+
+
+def test_plateau_gain_compares_the_last_third_with_the_middle_third():
+    flat = [10.0] * 9 + [40.0] * 21  # reached 40 by epoch 10
+    assert plateau_gain(flat) == 0.0
+    climbing = [float(e) for e in range(1, 31)]  # +1 point per epoch to the end
+    assert plateau_gain(climbing) == 30 - 20
+    # epoch 10 (index 9) belongs to the middle third: a curve that peaks there has plateaued
+    peak_at_10 = [0.0] * 9 + [50.0] + [45.0] * 20
+    assert plateau_gain(peak_at_10) == -5.0
+    # epoch 21 (index 20) belongs to the last third
+    jump_at_21 = [30.0] * 20 + [38.0] + [30.0] * 9
+    assert plateau_gain(jump_at_21) == 8.0
+    with pytest.raises(ValueError):
+        plateau_gain([1.0, 2.0])
+
+
+def _record(curve, fgsm=None):
+    fgsm = fgsm or curve
+    return {"history": [{"epoch": i + 1, "val_robust": r, "val_fgsm": f} for i, (r, f) in enumerate(zip(curve, fgsm))]}
+
+
+def test_collapses_and_candidate_row_read_the_validation_history():
+    stable = _record([20.0 + e for e in range(30)])
+    collapsed = _record([30.0] * 10 + [0.5] * 20, fgsm=[35.0] * 10 + [80.0] * 20)
+    assert collapses([stable, collapsed, collapsed]) == 2
+    row = candidate_row([stable, stable], [collapsed, collapsed, stable], [stable])
+    assert row["PGD-AT val PGD-20 (last epoch)"] == "49.0 ± 0.0"
+    assert row["PGD-AT plateau gain (points)"] == 10.0
+    assert row["FGSM-RS 2 eps collapsed"] == "2 of 3" and row["FGSM-RS eps collapsed"] == "0 of 1"
+
+
+def test_the_chosen_candidate_is_the_cpu_profile_model():
+    model, model_args = basics.STANDIN_CANDIDATES[basics.STANDIN_CHOSEN]
+    assert (PROFILES["cpu"]["model"], PROFILES["cpu"].get("model_args", {})) == (model, model_args)
+
+
+@pytest.mark.parametrize("candidate", [c for c in basics.STANDIN_CANDIDATES if c != basics.STANDIN_CHOSEN])
+@pytest.mark.parametrize("run", basics.STANDIN_RUNS)
+def test_a_candidate_run_differs_from_the_chapters_run_only_in_its_model(candidate, run):
+    name = basics.standin_experiment(candidate, run)
+    assert name != f"basics.{run}"
+    mine, chapters = get_config(name, "cpu").to_dict(), get_config(f"basics.{run}", "cpu").to_dict()
+    model, model_args = basics.STANDIN_CANDIDATES[candidate]
+    assert (mine.pop("model"), mine.pop("model_args", {})) == (model, model_args)
+    chapters.pop("model"), chapters.pop("model_args", None)
+    assert mine == chapters
+    # at the gpu profile the study is not run: the candidate is the chapter's run itself
+    assert get_config(name, "gpu") == get_config(f"basics.{run}", "gpu")
+
+
+class _Chapter:
+    def __init__(self, results_dir, configs):
+        self.results_dir, self._configs = results_dir, configs
+
+    def config(self, name):
+        return self._configs[name]
+
+
+def test_time_experiments_times_every_epoch_and_reuses_its_cache(tmp_path, monkeypatch):
+    chapter = _Chapter(tmp_path, {"a": tiny_config(epochs=1), "b": tiny_config(method="standard", epochs=1)})
+    out = time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="timing.json")
+    assert set(out["seconds"]) == {"a", "b"} and all(len(v) == 2 for v in out["seconds"].values())
+    assert all(s > 0 for v in out["seconds"].values() for s in v)
+    assert json.loads((tmp_path / "timing.json").read_text())["seconds"] == out["seconds"]
+
+    import advlit.train
+
+    monkeypatch.setattr(advlit.train, "Trainer", None)  # a second measurement would fail
+    assert time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="timing.json") == out
+    with pytest.raises(TypeError):  # another number of rounds is measured again
+        time_experiments(chapter, ["a", "b"], epochs=1, rounds=3, cache="timing.json")
