@@ -59,7 +59,7 @@ SETTINGS_FILE = REPO_DIR / "book" / "paper_tables" / "paper_settings.csv"
 CHAPTERS = {"basics": "basics", "atas": "atas", "init": "initialization", "las_at": "las_at", "last": "last",
             "piat": "piat", "comparison": "comparison"}
 MATCH = "matches"
-CPU_REASON = ("the cpu profile's embedded stand-in (digits16, small CNN, eps = 0.2, a CPU budget of minutes); "
+CPU_REASON = ("the cpu profile's embedded stand-in (digits16, a two-convolution CNN, eps = 0.2, a CPU budget of minutes); "
               "see the chapter's experiments module")
 NO_REASON = "DIFFERS, NO REASON GIVEN"
 _EPS_MULTIPLES = {"method_args.eps_options", "method_args.step_options"}

@@ -7,9 +7,10 @@ over the profile defaults below. Notebooks never hard-code settings; they call
     >>> records = run("basics.fgsm_rs_2eps", profile="cpu", seeds=[0, 1, 2])
 
 which trains, or reloads a finished record of the same configuration and code version.
-Profiles: ``cpu`` is the embedded default (digits at 16x16, a small CNN without
-BatchNorm, eps = 0.2, minutes on two cores; validation with PGD-20 on the first 100 of the
-200 validation images after every epoch, which costs about as much as an FGSM-RS epoch);
+Profiles: ``cpu`` is the embedded default (digits at 16x16; a two-convolution CNN without
+BatchNorm, max-pooling once, chosen in chapter 01's stand-in study; eps = 0.2; minutes on
+two cores; validation with PGD-20 on the first 100 of the 200 validation images after every
+epoch);
 ``gpu`` is the papers' CIFAR-10 / PreActResNet-18 protocol at eps = 8/255, every final
 attack (AutoAttack included: ``aa_subset=None``) on the full test set. How each chapter's
 ``gpu`` experiments match the settings their papers state, and why they differ where they

@@ -5,7 +5,7 @@ Learning-rate schedules: ATAS, Appendix B trains ATTA and ATAS with the piecewis
 scheduler for each method" for the others; FGSM-RS, GradAlign, Free-AT and PGD-AT keep the
 cyclic schedule of Wong et al. here, in both profiles.
 
-cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2, 30 epochs):
+cpu profile (digits16, the profile's CNN without BatchNorm, eps = 0.2, 30 epochs):
     ATAS uses the maximum step gamma / c = 2 eps (``alpha_ratio=2``, the step that makes
     FGSM-RS collapse), c = 0.5 on the L2 norm of the *per-example* input gradient
     (``grad_norm="example"``; App. B: "c should be close to the magnitude of v", and the

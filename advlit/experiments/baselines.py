@@ -6,7 +6,7 @@ FGSM-CKPT (one paper: Kim et al. 2021), NuAT, Sub-AT, GAT, DyART. Robust-overfit
 robustness methods (LAS-AT's and PIAT's tables): LBGAT, MAIL, CFA, RAT. Each method's module
 in :mod:`advlit.methods` states its defaults and its deviations from the original code.
 
-``cpu``: the profile's defaults (digits16, the small CNN, eps = 0.2, 30 epochs, cyclic LR
+``cpu``: the profile's defaults (digits16, the profile's CNN, eps = 0.2, 30 epochs, cyclic LR
 0.1). Methods with several full passes per batch keep the budget comparable: YOPO-5-3
 gets 12 epochs (as ATAS gives it 12 against 30 for single-step methods). The PGD-based
 methods (LBGAT, MAIL, CFA, RAT) use the PIAT chapter's cpu budget (PGD-3 with step eps / 2,

@@ -1,7 +1,7 @@
 """Chapter 04 (LAS-AT, Jia et al. 2022): PGD-AT against LAS-PGD-AT, the L1/L2/L3 ablation
 (Table 6) and the update interval k (Table 1).
 
-cpu profile (digits16, small CNN, eps = 0.2): 10 epochs for every run of the chapter (LAS
+cpu profile (digits16, the profile's CNN, eps = 0.2): 10 epochs for every run of the chapter (LAS
 runs cost about 2-3 PGD-10 epochs each); the strategy network is a small CNN; the option
 sets are multiples of eps (eps x {0.5 .. 1.5}, step x {1/8 .. 5/8}, the authors' code's 1..5
 at 8/255 rather than the paper's 1..6, PGD iterations {3, 5, 7, 10} instead of 3..15 to keep

@@ -7,7 +7,7 @@ attack but ``clean`` at 2 eps, stored under ``"<attack>@2eps"`` (``"pgd-10@2eps"
 that *train* at 2 eps (``*_2eps``) are those of Figs. 4 and 6: catastrophic overfitting of
 Fast-AT at the larger budget and its cure by self-distillation (Sec. IV-A3, IV-D).
 
-cpu profile (digits16, SmallCNN without BatchNorm, eps = 0.2 and the "16/255-equivalent"
+cpu profile (digits16, the profile's CNN without BatchNorm, eps = 0.2 and the "16/255-equivalent"
 2 eps = 0.4, 30 epochs, cyclic LR peaking at 0.1, SGD momentum 0.9):
 
 * LAST uses the paper's literal rule (Alg. 1, line 16: ``theta <- theta - gamma G`` with

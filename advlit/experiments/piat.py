@@ -1,6 +1,6 @@
 """Experiments of the PIAT chapter (notebooks/06_piat.ipynb): Table I and Fig. 6 of PIAT.
 
-``cpu``: digits16, the small CNN, eps = 0.2. To fit the CPU budget the training attack is
+``cpu``: digits16, the profile's CNN, eps = 0.2. To fit the CPU budget the training attack is
 PGD-3 with step eps / 2 (the paper: PGD-10 with step eps / 4) and training lasts 15 epochs
 with the piecewise schedule (LR 0.1, /10 at epochs 12 and 14), against the paper's 120
 epochs of ResNet-18 (LR 0.01 until epoch 60, then decayed). Final attacks on the 397 test

@@ -58,7 +58,7 @@ print(chapter.describe())
 # ## Motivation: the same step is too large for some examples only
 #
 # ATAS's argument starts from catastrophic overfitting. FGSM-RS with a step of $2\epsilon$
-# trains the small CNN to resist FGSM, and within a few epochs its accuracy under PGD collapses
+# trains the digits CNN to resist FGSM, and within a few epochs its accuracy under PGD collapses
 # to almost nothing. ATAS with the *same maximum step* $\gamma / c = 2\epsilon$ does not collapse.
 # Both curves below are the validation accuracies the trainer records after every epoch, one line
 # per seed.
@@ -475,7 +475,7 @@ paper = paper_table("atas_table1a.csv", model="resnet18",
 paper.pivot_table(index="method", columns="metric", values="value", aggfunc="first")[["clean", "pgd10", "pgd50", "aa", "time_total_h"]]
 
 # %% [markdown]
-# And ours, `cpu` profile (digits16, SmallCNN, $\epsilon = 0.2$), from the records above:
+# And ours, `cpu` profile (digits16, the stand-in CNN of chapter 01, $\epsilon = 0.2$), from the records above:
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
@@ -492,7 +492,7 @@ summarize(table_records, metrics=METRICS, with_time=False)
 #   Here ATAS ends above the 30-epoch PGD-AT under PGD (PGD-AT needs more epochs on this problem,
 #   see {doc}`01_basics`), but AutoAttack (fast version) removes most of every model's PGD
 #   accuracy: at the `cpu` profile ATAS avoids catastrophic overfitting but does not make the
-#   small CNN as robust as the PGD columns suggest.
+#   digits CNN as robust as the PGD columns suggest.
 # - **Ranking among the stable methods.** The paper finds ATAS above ATTA, FGSM-RS, FGSM-GA and
 #   Free-AT by a few points on CIFAR-10. Here ATAS and ATTA are level under PGD (within the
 #   seed-to-seed spread), ATAS is ahead under AutoAttack (on 50 images), and both are clearly

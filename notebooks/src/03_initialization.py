@@ -162,7 +162,7 @@ show_source(FGSMMEP.remember)
 # ## Experiments
 #
 # Settings of the `cpu` profile (all in `advlit/experiments/initialization.py`):
-# digits16, the small CNN without BatchNorm, $\epsilon = 0.2$, 30 epochs, cyclic learning
+# digits16, the stand-in CNN of chapter 01 (no BatchNorm), $\epsilon = 0.2$, 30 epochs, cyclic learning
 # rate with peak 0.1. **Step sizes.** FGSM-RS uses $\alpha = 2\epsilon$, the step at which
 # it collapses here; BP, EP, MEP and SDI use the step of their papers, $\alpha = \epsilon$
 # (8/255 at $\epsilon$ = 8/255 in the authors' code). "The same setting" therefore means

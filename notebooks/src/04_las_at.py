@@ -358,14 +358,14 @@ t2 = paper_table("lasat_table2.csv", method=["PGD-AT", "LAS-AT", "TRADES", "LAS-
 t2.pivot_table(index="method", columns="metric", values="value", aggfunc="first", sort=False)
 
 # %% [markdown]
-# Where ours agree and where they do not (`cpu` profile: digits16, small CNN, $\epsilon = 0.2$,
+# Where ours agree and where they do not (`cpu` profile: digits16, the stand-in CNN of chapter 01, $\epsilon = 0.2$,
 # 10 epochs):
 #
 # - **The strategies move.** The learned distribution leaves the uniform start and concentrates
 #   on a few options within ten epochs (heat maps), as the paper's Fig. 4 shows a learned,
 #   changing strategy. The *direction* is not reproduced: the paper's budget rises steadily over
 #   110 epochs, ours goes to different options in different seeds. Our policy LR (0.05) is 50
-#   times the paper's, there are only 50 policy steps, and the target is a small CNN.
+#   times the paper's, there are only 50 policy steps, and the target is the digits CNN.
 # - **Robustness.** The paper reports LAS-PGD-AT 1-2 points above PGD-AT under PGD and
 #   AutoAttack. At this scale ten epochs of PGD-10 training at $\epsilon = 0.2$ leave PGD-AT
 #   barely trained (its clean accuracy varies widely from seed to seed) and both methods'

@@ -215,7 +215,7 @@ pd.DataFrame({"largest stable curvature h": {k: round(max_stable_curvature(r, **
 # gradient descent with step $\beta$ ($\beta h < 2$). These limits order the readings but do
 # not by themselves predict training: a network's curvature is not fixed, and the literal rule
 # at $\beta = 1.0$ has a limit of the same order as the code's. Is the difference visible in
-# training? Below, the same small CNN is trained on *clean*
+# training? Below, the same digits CNN is trained on *clean*
 # digits (the base method is standard training, so no attack is involved) with each reading,
 # one seed, the trainer's cyclic LR peaking at 0.1:
 
@@ -284,7 +284,7 @@ show_source(SelfDistillation.__call__)
 # buffers for its forward pass and hand them back (`buffers="follow"`, the default), so the
 # target's statistics follow the stream of training batches exactly as in the base method
 # without LAST; `buffers="own"` keeps the authors' code's independent sets. The cpu profile's
-# small CNN has no BatchNorm, so this matters at the `gpu` profile (PreActResNet-18); the unit
+# CNN (chapter 01) has no BatchNorm, so this matters at the `gpu` profile (PreActResNet-18); the unit
 # tests check it on a BatchNorm network for every registered base.
 
 # %% [markdown]
@@ -668,7 +668,7 @@ chapter_verdicts("05_last", profile=chapter.profile, results_dir=chapter.results
 # - With the literal rule and the proxy's learning rate matched to the base's effective step,
 #   LF-AT trains stably but more slowly than FGSM-RS, and at this scale it does **not** improve
 #   robust accuracy at $\epsilon$: the claim of LAST, Table I does not hold on digits16 with the
-#   small CNN. At $2\epsilon$ both models trained at $\epsilon$ are at zero, so Table I's
+#   stand-in CNN. At $2\epsilon$ both models trained at $\epsilon$ are at zero, so Table I's
 #   $16/255$ claim cannot be resolved here.
 # - At $2\epsilon$ no method is robust on digits16, so Figs. 4 and 6 (catastrophic overfitting
 #   and its cure by self-distillation) are not reproduced; self-distillation with the paper's
