@@ -36,8 +36,10 @@ def test_collapses_and_candidate_row_read_the_validation_history():
     stable = _record([20.0 + e for e in range(30)])
     collapsed = _record([30.0] * 10 + [0.5] * 20, fgsm=[35.0] * 10 + [80.0] * 20)
     assert collapses([stable, collapsed, collapsed]) == 2
-    row = candidate_row([stable, stable], [collapsed, collapsed, stable], [stable])
+    longer = _record([20.0 + e for e in range(60)])
+    row = candidate_row([stable, stable], [longer], [collapsed, collapsed, stable], [stable])
     assert row["PGD-AT val PGD-20 (last epoch)"] == "49.0 ± 0.0"
+    assert row["PGD-AT, 2x epochs: val PGD-20 (last epoch)"] == "79.0 ± 0.0"
     assert row["PGD-AT plateau gain (points)"] == 10.0
     assert row["FGSM-RS 2 eps collapsed"] == "2 of 3" and row["FGSM-RS eps collapsed"] == "0 of 1"
 

@@ -269,7 +269,8 @@ seconds
 #
 # 1. PGD-AT converges in the budget: its validation PGD-20 has stopped climbing before the
 #    last third of training (the *plateau gain*, `advlit.analysis.standin.plateau_gain`: the
-#    best value of epochs 21-30 minus the best of epochs 10-20);
+#    best value of epochs 21-30 minus the best of epochs 10-20), and twice the budget (60
+#    epochs, the same cyclic schedule stretched) does not add much;
 # 2. FGSM-RS with $\alpha = 2\epsilon$ overfits catastrophically (in at least 2 of 3 seeds)
 #    and with $\alpha = \epsilon$ does not (in none), as on CIFAR-10 {cite}`wong2020fast`;
 # 3. an FGSM-RS epoch takes about a second on this two-core machine.
@@ -329,7 +330,7 @@ if study:
         rows[c + (" (chosen)" if c == CHOSEN else "")] = {
             "model": f"{model} {model_args}" if model_args else model,
             "parameters": sum(p.numel() for p in net.parameters()),
-            **candidate_row(runs["pgd_at"], runs["fgsm_rs_large_step"], runs["fgsm_rs_small_step"]),
+            **candidate_row(runs["pgd_at"], runs["pgd_at_long"], runs["fgsm_rs_large_step"], runs["fgsm_rs_small_step"]),
             "s / FGSM-RS epoch": round(fgsm_s, 2), "s / PGD-AT epoch": round(pgd_s, 2)}
     standin_table = pd.DataFrame(rows).T
 else:
