@@ -225,7 +225,10 @@ def compared_methods() -> list[str]:
 FASTAT_GPU = dict(dataset="cifar10", model="resnet18", eps=8 / 255, epochs=100, batch_size=128, lr=0.1,
                   lr_schedule="cyclic", momentum=0.9, weight_decay=5e-4, val_subset=1000, val_attack="pgd-10",
                   final_attacks=["clean", "pgd-10", "pgd-20", "pgd-50", "aa"], final_subset=None, aa_subset=None)
-#: FastAT Benchmark's label smoothing (every configs/cifar10/<method>.yaml: label_smoothing 0.4)
+#: FastAT Benchmark's label smoothing (every configs/cifar10/<method>.yaml: label_smoothing 0.4). It
+#: is PyTorch's epsilon: fast_at/fgsm_pgi.py builds ``CrossEntropyLoss(label_smoothing=0.4)``,
+#: the package's ``label_smoothing`` (not the authors' target probability of
+#: :func:`advlit.experiments.initialization.code_label_smoothing`)
 FASTAT_LABEL_SMOOTHING = 0.4
 #: method -> its settings in FastAT Benchmark's configs/cifar10/<file>.yaml and fast_at/<file>.py
 FASTAT_METHODS = {
@@ -246,7 +249,8 @@ FASTAT_GAPS = {
                                        "better of the model and its average on the validation set",
     "label smoothing 0.4": "only FGSM-PGI's loss (and FGSM-SDI's) has a label_smoothing option; FGSM-RS, GradAlign, "
                            "Free-AT and PGD-AT train on plain cross-entropy (a loss option of each method, not "
-                           "added here)",
+                           "added here); and FGSM-PGI's attack step takes the gradient of plain cross-entropy, "
+                           "where fast_at/fgsm_pgi.py takes it of the smoothed loss",
     "CR attack": "not an attack of advlit/evaluate.py; FastAT Benchmark reports it beside AutoAttack, within 0.3 "
                  "points of it for these five methods",
 }
