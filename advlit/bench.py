@@ -78,17 +78,34 @@ def method_settings(method: str, profile: str = "cpu") -> dict:
     return {"eps": None, "alpha_ratio": None, "method_args": {}, "source": "defaults"}
 
 
+def _bench_model(model, model_args, dataset: str, profile: str, default_model: str) -> tuple[str, dict]:
+    """(model name, model arguments) that :func:`bench` builds (see its docstring)."""
+    from advlit.experiments import PROFILES
+
+    if model is None:
+        settings = PROFILES[profile]
+        if settings.get("dataset") == dataset and model_args is None:
+            return settings["model"], dict(settings.get("model_args") or {})
+        model = default_model
+    return model, dict(model_args or {})
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def bench(methods=None, model: str | None = None, dataset: str = "digits16", batch_size: int = 128,
+          model_args: dict | None = None,
           steps: int = 20, warmup: int = 3, rounds: int = 3, device: str = "cpu", eps: float | None = None,
           profile: str = "cpu", eval_attacks=None, autoattack: bool = False, seed: int = 0,
           precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> dict:  # noqa: A002
     """Measure every method (see the module docstring) and the evaluation attacks; return
-    a JSON-serialisable dict with the device name, the settings and the results."""
+    a JSON-serialisable dict with the device name, the settings and the results.
+
+    The model: ``model`` with ``model_args``; without ``model``, the profile's model (and its
+    ``model_args``) when ``dataset`` is the profile's data set (the cpu profile's stand-in on
+    digits16), else the data set's default model."""
     from advlit.config import RunConfig
     from advlit.data import dataset_info
     from advlit.evaluate import attack_batch, parse_attack
@@ -107,7 +124,7 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
     if warmup < 0:
         raise ConfigError(f"warmup must be >= 0, got {warmup}")
     info = dataset_info(dataset)
-    model_name = model or info.default_model
+    model_name, model_args = _bench_model(model, model_args, dataset, profile, info.default_model)
     if model_name not in available_models():
         raise ConfigError(f"unknown model {model_name!r}; models: {', '.join(available_models())}")
     attacks = list(EVAL_ATTACKS if eval_attacks is None else eval_attacks) + (["aa"] if autoattack else [])
@@ -129,7 +146,7 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         m_eps = eps if eps is not None else (s["eps"] if s["eps"] is not None else base.eps)
         method = build_method(m, m_eps, s["alpha_ratio"], **s["method_args"])
         seed_everything(seed)
-        net = get_model(model_name, info.num_classes, info.input_shape, normalize=normalize).to(dev)
+        net = get_model(model_name, info.num_classes, info.input_shape, normalize=normalize, **model_args).to(dev)
         uncompilable = [name for name in m.split("+") if name in COMPILE_UNSUPPORTED] if compile else []
         net = (eager if uncompilable else prec).prepare_model(net)
         opt = torch.optim.SGD(net.parameters(), lr=base.lr, momentum=base.momentum, weight_decay=base.weight_decay)
@@ -207,7 +224,7 @@ def bench(methods=None, model: str | None = None, dataset: str = "digits16", bat
         "device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "date": datetime.date.today().isoformat(),
-        "settings": {"methods": methods, "model": model_name, "dataset": dataset, "input_shape": list(info.input_shape),
+        "settings": {"methods": methods, "model": model_name, "model_args": model_args, "dataset": dataset, "input_shape": list(info.input_shape),
                      "num_classes": info.num_classes, "batch_size": batch_size, "steps": steps, "warmup": warmup,
                      "rounds": rounds, "profile": profile, "seed": seed, "eval_attacks": attacks,
                      "precision": prec.precision, "channels_last": prec.channels_last, "compile": prec.compile,
@@ -250,7 +267,8 @@ def format_bench(out: dict, markdown: bool = False) -> str:
     erows = [[a, f"{r['seconds_per_batch']:.4f}", f"{r['median_seconds_per_batch']:.4f}",
               f"{r['images_per_second']:.0f}"] for a, r in out["evaluation"].items()]
     title = (f"{out['device']} (torch {out['torch']}, {out['threads']} thread(s)), measured {out['date']}: "
-             f"{s['model']} on {s['dataset']}-shaped synthetic data, batch {s['batch_size']}, "
+             f"{s['model']}{' ' + json.dumps(s['model_args']) if s.get('model_args') else ''} on "
+             f"{s['dataset']}-shaped synthetic data, batch {s['batch_size']}, "
              f"{s['steps']} steps x {s['rounds']} rounds after {s['warmup']} warm-up steps")
     if "precision" in s:  # files written before the precision options: fp32, and the title as it was
         title += f"; {s.get('precision_label') or precision_label(s['precision'], s['channels_last'], s['compile'])}"

@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bn = sub.add_parser("bench", help="measure each method's seconds per training step, side by side")
     bn.add_argument("--methods", nargs="+", help="method specs (default fgsm_rs atas gradalign free_at pgd_at)")
-    bn.add_argument("--model", help="model name (default: the dataset's default model)")
+    bn.add_argument("--model", help="model name (default: the profile's model on the profile's data set, "
+                    "e.g. the cpu stand-in on digits16; else the data set's default model)")
+    bn.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                    help="model argument (with --model), e.g. channels=[32,64] pools=[false,true]")
     bn.add_argument("--dataset", default="digits16", help="data set whose input shape and classes are used "
                     "(synthetic tensors, no data files; default digits16)")
     bn.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
@@ -440,7 +443,8 @@ def _cmd_bench(args) -> int:
     out_path = Path(args.out) if args.out else None
     if out_path is not None and out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a folder, not a file")
-    out = bench(methods=args.methods, model=args.model, dataset=args.dataset, batch_size=args.batch_size,
+    out = bench(methods=args.methods, model=args.model, model_args=_key_values(args.model_arg) or None, dataset=args.dataset,
+                batch_size=args.batch_size,
                 steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, eps=args.eps,
                 profile=args.profile, eval_attacks=args.attacks, autoattack=args.autoattack, seed=args.seed,
                 precision=args.precision, channels_last=args.channels_last, compile=args.compile)

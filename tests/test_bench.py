@@ -33,6 +33,31 @@ def test_bench_numbers_are_sane(tiny):
     assert "fgsm_rs" in format_bench(tiny)
 
 
+def test_the_model_is_the_profiles_stand_in_unless_named(tiny):
+    """Without --model the bench times the model the cpu chapters train (issue 14: the
+    stand-in), so its ratios compare with the chapters' side-by-side timings."""
+    from advlit.bench import _bench_model
+    from advlit.experiments import PROFILES
+
+    cpu = PROFILES["cpu"]
+    assert (tiny["settings"]["model"], tiny["settings"]["model_args"]) == (cpu["model"], cpu.get("model_args", {}))
+    assert _bench_model(None, None, "digits16", "cpu", "small_cnn") == (cpu["model"], cpu.get("model_args", {}))
+    assert _bench_model("small_cnn", None, "digits16", "cpu", "x") == ("small_cnn", {})
+    assert _bench_model(None, None, "cifar10", "cpu", "preact_resnet18") == ("preact_resnet18", {})
+    assert _bench_model("conv_net", {"channels": [8]}, "digits16", "cpu", "x") == ("conv_net", {"channels": [8]})
+    assert cpu["model"] in format_bench(tiny)
+
+
+def test_cli_model_arguments(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--methods", "fgsm_rs", "--model", "conv_net", "--model-arg", "channels=[8,16]",
+                 "--model-arg", "pools=[false,true]", "--steps", "1", "--warmup", "0", "--rounds", "1",
+                 "--attacks", "fgsm", "--out", str(out)]) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["model_args"] == {"channels": [8, 16], "pools": [False, True]}
+    assert '"channels": [8, 16]' in capsys.readouterr().out
+
+
 def test_json_and_page(tiny, tmp_path):
     path = tmp_path / "bench_cpu.json"
     path.write_text(json.dumps(tiny))
