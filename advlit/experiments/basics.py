@@ -38,7 +38,6 @@ STANDIN_CANDIDATES = {
     "pool_each_32_64": ("small_cnn", {}),  # the first round's stand-in: a 2x2 max-pool after each convolution
     "pool_last_32_64": ("conv_net", {"channels": [32, 64], "pools": [False, True]}),  # chosen
     "pool_last_16_32": ("conv_net", {"channels": [16, 32], "pools": [False, True]}),
-    "pool_last_16_32_h256": ("conv_net", {"channels": [16, 32], "pools": [False, True], "hidden": 256}),
 }
 #: the chosen candidate: the cpu profile's model
 STANDIN_CHOSEN = "pool_last_32_64"

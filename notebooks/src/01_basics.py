@@ -263,7 +263,7 @@ seconds
 #
 # The papers train ResNets on CIFAR-10 for hours; the `cpu` profile needs a model with which
 # the same phenomena appear on the embedded digits in minutes. The model was chosen among
-# four candidates, each trained with the profile's other settings ($\epsilon = 0.2$, cyclic
+# three candidates, each trained with the profile's other settings ($\epsilon = 0.2$, cyclic
 # LR with peak 0.1 at epoch 15, 30 epochs, batch 128, three seeds), by three criteria
 # measured on the **validation** split (the test split was not used to choose):
 #
