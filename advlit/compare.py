@@ -33,13 +33,16 @@ from pathlib import Path
 from advlit import experiments
 from advlit.experiments import comparison
 from advlit.results import is_current, load_record, mean_std, run_name, summarize
+from advlit.smoke import smoke_attack
 from advlit.utils import ConfigError
 
-#: column label -> final attack, per profile
+#: column label -> final attack, per profile (``smoke``: the gpu profile's attacks as
+#: :func:`advlit.smoke.smoke_attack` shrinks them, ``pgd-50x2`` and ``aa-fast``)
 METRICS = {
     "cpu": {"clean": "clean", "PGD-20": "pgd-20", "PGD-50": "pgd-50", "C&W": "cw-20", "AutoAttack": "aa-fast"},
     "gpu": {"clean": "clean", "PGD-20": "pgd-20", "PGD-50": "pgd-50x10", "C&W": "cw-20", "AutoAttack": "aa"},
 }
+METRICS["smoke"] = {label: smoke_attack(attack) for label, attack in METRICS["gpu"].items()}
 #: the fastat protocol's attacks (FastAT Benchmark: PGD-10/20/50 with one restart, AutoAttack; no C&W)
 FASTAT_METRICS = {"clean": "clean", "PGD-10": "pgd-10", "PGD-20": "pgd-20", "PGD-50": "pgd-50", "AutoAttack": "aa"}
 #: points by which AutoAttack must fall below PGD-50 to flag gradient masking (strictly more)
@@ -65,12 +68,15 @@ def experiment_name(method: str, protocol: str = "common") -> str:
 
 
 def metrics_for(profile: str, protocol: str = "common") -> dict[str, str]:
-    """Column label -> final attack of the table at ``profile``."""
+    """Column label -> final attack of the table at ``profile`` (``smoke``: the gpu
+    profile's, shrunk as :func:`advlit.smoke.smoke_attack` shrinks the runs' attacks)."""
     experiments.check_profile(profile)
     if protocol == "fastat":
-        if profile != "gpu":
+        if profile == "cpu":
             raise ConfigError("the fastat protocol is a gpu protocol (FastAT Benchmark's CIFAR-10 setting); "
                               "use --profile gpu")
+        if profile == "smoke":
+            return {label: smoke_attack(attack) for label, attack in FASTAT_METRICS.items()}
         return dict(FASTAT_METRICS)
     return dict(METRICS[profile])
 
@@ -267,15 +273,24 @@ def _points(records_by_method, x, y):
 
 
 def plot_cost_robustness(records_by_method: dict[str, list[dict]], profile: str = "cpu", checkpoint: str = "last",
-                         protocol: str = "common", annotate: bool = True):
+                         protocol: str = "common", annotate: bool = True, cost: dict[str, float] | None = None,
+                         cost_label: str | None = None):
     """AutoAttack accuracy against training cost (seconds of training per run, log scale),
     one point per method at its mean over seeds with the seed spread (± std) as error bars;
     the Pareto front (:func:`pareto_front` on the means) is joined by a line and its points
-    ringed. Methods without records are left out (the table lists them). Returns the figure."""
+    ringed. Methods without records are left out (the table lists them). Returns the figure.
+
+    ``cost`` (method -> one number, e.g. the run cost relative to FGSM-RS measured side by
+    side, :func:`advlit.bench.time_experiments`) replaces the records' training seconds on
+    the x axis (no x error bar: one measurement per method; a method without a cost is left
+    out), and ``cost_label`` names it; the records' seconds were measured at different times
+    under different machine loads, so only a side-by-side cost ranks methods by cost."""
     import matplotlib.pyplot as plt
 
     aa = metrics_for(profile, protocol)["AutoAttack"]
     pts = _points(records_by_method, training_seconds, lambda r: r["final"][checkpoint][aa])
+    if cost is not None:
+        pts = {m: (float(cost[m]), 0.0, cy, sy) for m, (_, _, cy, sy) in pts.items() if cost.get(m) is not None}
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     front = pareto_front({m: (p[0], p[2]) for m, p in pts.items()})
     for method, (cx, sx, cy, sy) in pts.items():
@@ -288,7 +303,8 @@ def plot_cost_robustness(records_by_method: dict[str, list[dict]], profile: str 
                 label="Pareto front (mean over seeds)")
         ax.legend(loc="lower right")
     ax.set_xscale("log")
-    ax.set_xlabel("training cost: seconds of training per run (records, not side by side)")
+    ax.set_xlabel(cost_label or ("training cost (side by side)" if cost is not None else
+                                 "training cost: seconds of training per run (records, not side by side)"))
     ax.set_ylabel(f"AutoAttack accuracy (%), {checkpoint} checkpoint")
     ax.set_title(f"robustness against training cost ({profile} profile, ± std over seeds)")
     return fig

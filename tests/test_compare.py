@@ -19,6 +19,7 @@ from advlit.experiments import PROFILES, atas, comparison, get_config, last, lis
 from advlit.methods import build_method  # noqa: E402
 from advlit.methods.registry import available_methods  # noqa: E402
 from advlit.results import code_fingerprint, run_name  # noqa: E402
+from advlit.utils import ConfigError  # noqa: E402
 
 KNOBS = {"method", "alpha_ratio", "method_args", "seed"}
 NAMES = list_experiments(comparison.PREFIX)
@@ -192,6 +193,30 @@ def test_figures_mark_the_pareto_front(results):
     assert list(front_line[0].get_ydata()) == [44.9, 45.0]
     fig2 = compare.plot_clean_robustness(records, "cpu")
     assert "clean" in fig2.axes[0].get_xlabel()
+
+
+def test_cost_axis_can_be_the_side_by_side_cost(results):
+    """With ``cost`` the x axis and the Pareto front use it, not the records' seconds."""
+    records = compare.collect_records("cpu", results)
+    # records: fgsm_rs 30 s / AA 42, free_at 30 s / AA 44.9, atas 60 s / AA 45 (front: free_at, atas);
+    # side by side ATAS is the cheapest, so it alone is the front; free_at has no cost and is left out
+    fig = compare.plot_cost_robustness(records, "cpu", cost={"fgsm_rs": 1.0, "atas": 0.5}, cost_label="x FGSM-RS")
+    ax = fig.axes[0]
+    front_line = [line for line in ax.get_lines() if line.get_label().startswith("Pareto")]
+    assert list(front_line[0].get_xdata()) == [0.5] and list(front_line[0].get_ydata()) == [45.0]
+    assert sorted(t.get_text() for t in ax.texts) == ["atas", "fgsm_rs"]
+    assert ax.get_xlabel() == "x FGSM-RS"
+
+
+def test_smoke_profile_reads_the_attacks_its_runs_make():
+    """The smoke profile shrinks the gpu attacks (pgd-50x10 -> pgd-50x2, aa -> aa-fast): the
+    table's columns must be those, for both protocols; fastat stays refused at cpu."""
+    assert set(compare.metrics_for("smoke").values()) <= set(get_config("compare.fgsm_rs", "smoke").final_attacks)
+    assert compare.metrics_for("smoke")["AutoAttack"] == "aa-fast"
+    fastat = compare.metrics_for("smoke", "fastat")
+    assert set(fastat.values()) <= set(get_config("compare_fastat.fgsm_rs", "smoke").final_attacks)
+    with pytest.raises(ConfigError, match="gpu protocol"):
+        compare.metrics_for("cpu", "fastat")
 
 
 # ------------------------------------------------------------------ command line

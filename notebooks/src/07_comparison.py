@@ -1,0 +1,447 @@
+# %% [markdown]
+# # Every method under one protocol: robustness, collapses and cost
+#
+# **The question.** Each of the previous chapters compares a few methods under its own paper's
+# protocol, so none of them answers the first question a practitioner asks: *under one
+# protocol, which method gives the most robustness per unit of training cost, and which ones
+# collapse?* No published source answers it for these five papers: each paper uses its own
+# protocol, and the closest public benchmark of fast methods, FastAT Benchmark
+# (`fzjcdt/FastAT_Benchmark`: more than twenty fast methods under one protocol, three seeds),
+# has none of ATAS {cite}`huang2023atas`, FGSM-SDI {cite}`jia2022sdi`, LAS-AT
+# {cite}`jia2022lasat`, LAST {cite}`liu2024last` or PIAT {cite}`liu2024piat`. This chapter
+# trains every registered method, and compositions of the frameworks with the base methods
+# (`last+atas`, `piat+atas`, `piat+last+fgsm_rs`, ...), under **one** protocol per profile,
+# with three seeds, and reports for each: clean, PGD-20, PGD-50, C&W and AutoAttack accuracy
+# at the best and the last checkpoint, the number of runs that overfitted catastrophically,
+# and the training cost relative to FGSM-RS, measured side by side in one process. A second
+# protocol, `fastat` (at the `gpu` profile), repeats FastAT Benchmark's published setting for
+# the five methods both have, so that a GPU user can put this package's numbers beside that
+# benchmark's.
+
+# %% tags=["parameters", "hide-cell"]
+profile = "cpu"      # "cpu": the embedded digits16 data, minutes on 2 cores; "gpu": the paper's CIFAR-10 setting
+data_root = None     # where the vision datasets live (gpu profile); default $ADVLIT_DATA or ~/data
+epochs = None        # None: the profile's default
+seeds = None         # None: the profile's default ([0, 1, 2])
+device = None        # None: the profile's default (cpu / cuda)
+results_dir = None   # None: results/<profile> at the repository root
+eps = None           # None: the profile's default (0.2 on digits16, 8/255 on CIFAR-10)
+
+# %% tags=["hide-input"]
+from dataclasses import fields
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from advlit import compare
+from advlit.bench import time_experiments
+from advlit.config import RunConfig
+from advlit.data import get_dataset
+from advlit.experiments import atas as atas_experiments
+from advlit.experiments import comparison
+from advlit.methods.registry import available_methods
+from advlit.notebook import Chapter
+from advlit.plotting import style
+from advlit.protocol import protocol_table
+from advlit.results import paper_table
+from advlit.utils import ConfigError
+
+style()
+Chapter.check_parameters(globals())  # an unknown papermill -p name stops here with one line
+chapter = Chapter(profile=profile, data_root=data_root, epochs=epochs, seeds=seeds, device=device,
+                  results_dir=results_dir, eps=eps)
+CPU = chapter.profile == "cpu"
+METHODS = compare.protocol_methods("common")  # every compared method spec, in table order
+NAMES = {m: compare.experiment_name(m) for m in METHODS}  # method spec -> its compare.* experiment
+REFERENCE = NAMES[compare.REFERENCE]  # compare.fgsm_rs
+print(chapter.describe(REFERENCE))
+
+# %% [markdown]
+# ## The common protocol
+#
+# Every `compare.*` experiment (`advlit.experiments.comparison`) takes all its run settings
+# from the profile and sets only its method and the method's own knobs (step size and method
+# arguments); `tests/test_compare.py` checks that no two of them differ in anything else. The
+# table below is read from the configurations of all the chapter's runs at this profile, not
+# written by hand: the settings every run shares, with their value.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+configs = {m: chapter.config(name) for m, name in NAMES.items()}
+KNOBS = ("method", "alpha_ratio", "method_args", "seed", "data_root")
+shared, varying = {}, {}
+for f in fields(RunConfig):
+    if f.name in KNOBS:
+        continue
+    values = {m: getattr(c, f.name) for m, c in configs.items()}
+    reference_value = values[compare.REFERENCE]
+    differ = {m: v for m, v in values.items() if v != reference_value}
+    (varying if differ else shared)[f.name] = (reference_value, differ)
+pd.DataFrame({"value (every compare.* run)": {k: str(v) for k, (v, _) in shared.items()}}).rename_axis("setting")
+
+# %% [markdown]
+# The only settings in which some run departs from the reference run (`compare.fgsm_rs`), and
+# which runs: Free-AT replays every batch $m$ times within one trainer epoch, so it trains
+# $\mathrm{round}(2E/m)$ epochs for the protocol's $E$, the forward-backward passes per
+# example of $E$ epochs of FGSM-RS (`comparison.free_at_epochs`). An `epochs` parameter of
+# this notebook overrides every run's epochs, Free-AT's included.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+if varying:
+    departures = pd.DataFrame([{"setting": k, "compare.fgsm_rs": str(v),
+                                "runs that differ": ", ".join(f"{m}: {d}" for m, d in differ.items())}
+                               for k, (v, differ) in varying.items()]).set_index("setting")
+else:  # e.g. the smoke profile, where every run trains one epoch
+    departures = None
+    print("no run departs from compare.fgsm_rs in any setting at this profile")
+departures
+
+# %% [markdown]
+# AutoAttack is the most expensive attack of the final evaluation; the profile fixes on how
+# many test images it runs (the other attacks run on the whole test split, or on the
+# profile's `final_subset`):
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+ref_config = configs[compare.REFERENCE]
+TABLE_METRICS = compare.metrics_for(chapter.profile)  # column label -> final attack
+n_test = len(get_dataset(ref_config.dataset, "test", root=ref_config.data_root))
+n_final = min(n_test, ref_config.final_subset or n_test)
+n_aa = min(n_final, ref_config.aa_subset or n_final)
+print(f"final attacks {', '.join(TABLE_METRICS.values())} on the first {n_final} of the {n_test} test images; "
+      f"AutoAttack ({TABLE_METRICS['AutoAttack']}) on the first {n_aa}")
+
+# %% [markdown]
+# **Each method's knobs.** They are read from the chapter experiment that runs the method at
+# the same profile (`comparison.SOURCES`: the ATAS chapter's step sizes, ATAS's $c$, GradAlign's
+# $\lambda$, Free-AT's $m$; the initialisation chapter's FGSM-SDI generator and FGSM-BP/EP/MEP
+# settings; the LAS-AT chapter's option sets; LAST's $\gamma$ and proxy learning rate for every
+# `last+...`), with two rules that keep one protocol: a PGD-based method keeps its paper's
+# training attack (the keys listed under "from the paper's setting", taken from the source's
+# `gpu` layer) where a chapter had cut it for its CPU budget, and a knob counted in epochs is
+# scaled to the protocol's epochs. A framework adds only its own knobs, so `compare.last+atas`
+# differs from `compare.atas` in the framework alone. A step size shown as `None` is the
+# method's own default (PGD-AT: $\epsilon/4$).
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+def knob_row(method, config):
+    source, paper_keys = comparison.SOURCES[method.split("+")[-1]]
+    return {"source experiment": source or "the method's defaults",
+            "from the paper's setting": ", ".join(paper_keys) or "-",
+            "alpha / eps": config.alpha_ratio,
+            "method arguments": ", ".join(f"{k}={v}" for k, v in config.method_args.items()) or "-",
+            "epochs": config.epochs}
+
+
+pd.DataFrame({m: knob_row(m, c) for m, c in configs.items()}).T.rename_axis("method")
+
+# %% [markdown]
+# Registered methods that are not compared, and why (`comparison.NOT_COMPARED`); the line
+# after the table checks that every other registered method (a base method, or a framework
+# within a composition) has a `compare.*` run:
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+compared_layers = {layer for m in METHODS for layer in m.split("+")}
+uncovered = sorted(set(available_methods()) - compared_layers - set(comparison.NOT_COMPARED))
+print("registered methods neither compared nor excused:", ", ".join(uncovered) or "none")
+pd.Series(comparison.NOT_COMPARED, name="reason").rename_axis("method").to_frame()
+
+# %% [markdown]
+# The schedule family is the profile's cyclic one for every method, ATTA and ATAS included
+# (their paper trains them with a piecewise schedule; chapter {doc}`02_atas` shows ATAS under
+# both), and the LAS methods and PIAT train the protocol's epochs instead of their papers'
+# 110 / 120: these are settings of the protocol, the point of this chapter, not deviations of a
+# method.
+#
+# ## The records
+#
+# Every `compare.*` run, for each seed of the chapter. A run is trained only when its record
+# is missing or stale; `advlit grid --only 07_comparison --run` trains them all beforehand on
+# the machine's workers, and this chapter then only reads their records. A run that cannot be
+# made with this notebook's parameters (e.g. Sub-AT, whose sampling phase must end before the
+# last epoch, under an `epochs` parameter shorter than that phase) stays in the tables as
+# `missing`, and the reason is printed here.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+def load(name):
+    """The records of experiment ``name`` and ``None``, or no records and the one-line reason
+    why the run cannot be made with this chapter's parameters."""
+    try:
+        return chapter.run(name), None
+    except ConfigError as err:
+        return [], str(err)
+
+
+chapter.check_data(REFERENCE)  # missing data stops the chapter here, with one line
+loaded = {m: load(name) for m, name in NAMES.items()}
+records = {m: recs for m, (recs, _) in loaded.items()}
+not_run = {m: reason for m, (_, reason) in loaded.items() if reason}
+print(f"{sum(len(r) for r in records.values())} records of {len(records) - len(not_run)} methods, seeds {chapter.seeds}")
+print("runs that cannot be made with this chapter's parameters:",
+      "none" if not not_run else "".join(f"\n  {m}: {reason}" for m, reason in not_run.items()))
+
+# %% [markdown]
+# ## The table
+#
+# Test accuracy (%) of the **last** checkpoint, mean ± std over the seeds (`seeds` says how
+# many records a row has), the number of runs whose record flags catastrophic overfitting
+# (`advlit.analysis.catastrophic_overfitting`: validation PGD accuracy falling below a quarter
+# of its best while FGSM accuracy stays high), the seconds per training epoch and per run
+# *as recorded by each run*, and a masking flag where AutoAttack is more than
+# 5 points below PGD-50. The records' seconds were measured when each run was trained, at
+# different times under different machine loads: the side-by-side cost is further below.
+# (`advlit compare --profile cpu` prints the same table from the command line.)
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+SEEDS = len(chapter.seeds)
+last_table = compare.comparison_table(records, chapter.profile, "last", seeds=SEEDS)
+last_table
+
+# %% [markdown]
+# <!-- reread: interpret TABLE "the table, last checkpoint" (which methods lead under AutoAttack, which collapse, how PGD and AutoAttack rank them) once the cpu records exist -->
+#
+# The same for the **best** checkpoint, the one with the highest validation PGD-20 accuracy
+# over the epochs (early stopping, the remedy for robust overfitting of
+# {cite}`rice2020overfitting`); its cost columns are the last table's:
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+best_table = compare.comparison_table(records, chapter.profile, "best", seeds=SEEDS)
+best_table[["seeds", *TABLE_METRICS, "masking"]]
+
+# %% [markdown]
+# <!-- reread: interpret TABLE "best checkpoint" (where best and last differ: robust overfitting, collapses caught by early stopping) once the cpu records exist -->
+#
+# **Gradient masking.** Where the mean AutoAttack accuracy lies more than
+# 5 points below the mean PGD-50 accuracy, PGD's gradients mislead it
+# and the PGD columns overstate the method's robustness {cite}`athalye2018obfuscated,croce2020autoattack`.
+# One note per method and checkpoint (`compare.masking_notes`):
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+notes = compare.masking_notes(records, chapter.profile, ("best", "last"))
+print(f"threshold: AutoAttack more than {compare.MASKING_GAP:g} points below PGD-50")
+print("\n".join(notes) if notes else "no method and checkpoint passes the threshold")
+
+# %% [markdown]
+# <!-- reread: interpret the masking notes (which methods, whether the gap is a property of the digits at eps = 0.2 for every method, as in chapter 02) once the cpu records exist -->
+#
+# ## Cost, measured side by side
+#
+# Every `compare.*` experiment trains one epoch (no validation) in one process, one method
+# after the other, three rounds, so that a change of machine load hits all of them
+# (`advlit.bench.time_experiments`, cached in `compare_timing.json` in the results folder with
+# the configurations and code versions it was made by). A method's seconds per epoch is its
+# fastest round; the ratio to FGSM-RS is taken between fastest rounds. Every run of the
+# protocol has the same data and batch size, so a trainer epoch has the same number of
+# batches for every method and the per-epoch ratio is the per-step ratio; the run cost
+# multiplies it by the epochs of the method's run over FGSM-RS's (Free-AT's epoch holds $m$
+# replays and its run fewer epochs, see the protocol above).
+
+# %% tags=["hide-input"]
+TIMED = {m: name for m, name in NAMES.items() if m not in not_run}  # a run that cannot be made cannot be timed
+timing = time_experiments(chapter, list(TIMED.values()), epochs=1, rounds=3, cache="compare_timing.json")
+fastest = {m: min(timing["seconds"][name]) for m, name in TIMED.items()}
+epoch_ratio = {m: s / fastest[compare.REFERENCE] for m, s in fastest.items()}
+run_epochs = {m: c.epochs for m, c in configs.items()}
+run_cost = {m: epoch_ratio[m] * run_epochs[m] / run_epochs[compare.REFERENCE] for m in TIMED}
+# the side-by-side ratios beside the records' table (compare.join_bench reads the bench format)
+SIDE = {"s/step vs FGSM-RS (bench)": "per epoch, x FGSM-RS (side by side)",
+        "run cost vs FGSM-RS (bench)": "per run, x FGSM-RS (side by side)"}
+cost_table = compare.join_bench(last_table[["seeds", "s/epoch", "train s", "cost vs FGSM-RS (records)"]],
+                                {"results": {m: {"ratio_to_fgsm_rs": r} for m, r in epoch_ratio.items()}},
+                                epochs=run_epochs).rename(columns=SIDE)
+cost_table.insert(1, "s/epoch (side by side, fastest of %d)" % timing["rounds"],
+                  [f"{fastest[m]:.2f}" if m in fastest else compare.MISSING for m in cost_table.index])
+cost_table.insert(2, "epochs", [run_epochs[m] for m in cost_table.index])
+cost_table.rename(columns={"s/epoch": "s/epoch (records)", "train s": "train s (records)"})
+
+# %% [markdown]
+# <!-- reread: interpret TABLE "cost, side by side" (the cheap and the expensive methods, the overhead of each framework over its base, whether the records' ratios agree with the side-by-side ones) once the cpu records exist -->
+#
+# **Check against chapter 02.** Chapter {doc}`02_atas` times six of these methods side by
+# side too (`advlit.experiments.atas.time_methods`: two epochs, one round, its table shows the
+# mean over the two epochs), with its own experiments (`atas.*`). Both chapters time *trainer
+# epochs*, and for Free-AT both use the same $m$, so the per-epoch ratios compare like for
+# like (the runs differ in their number of epochs, not their epochs in their work). The last
+# column lists the settings of a training epoch in which the two experiments differ (at the
+# `gpu` profile chapter 02 trains the ATAS paper's ResNet-18, this chapter the profile's
+# PreActResNet-18, so there the two ratios are not like for like): a schedule changes no cost per
+# epoch, while `track_norms` (set in chapter 02's ATTA and ATAS experiments, which record every
+# example's gradient norm for the chapter's figures) is extra work that the comparison's runs,
+# which leave it out, do not do. The issue behind this chapter asks the two ratios to agree within 15 % on the same
+# machine; the two timing files do not record the machine they were made on, so they share
+# one only when one book run made both.
+
+# %% tags=["hide-input"]
+timing02 = atas_experiments.time_methods(chapter)
+spe02 = timing02["seconds_per_epoch"]
+AGREE = 0.15
+
+
+#: settings that do not enter a timed training epoch (the timing runs no validation and no final evaluation)
+NOT_TIMED = {"seed", "data_root", "val_attack", "val_every", "val_subset", "eval_alpha_ratio", "final_attacks",
+             "final_subset", "aa_subset", "final_eps_ratios"}
+
+
+def differences(a, b):
+    """The settings of a training epoch in which two run configurations differ."""
+    return "; ".join(f"{f.name}: {getattr(a, f.name)} / {getattr(b, f.name)}" for f in fields(RunConfig)
+                     if f.name not in NOT_TIMED and getattr(a, f.name) != getattr(b, f.name)) or "-"
+
+
+check_rows = {}
+for name02 in atas_experiments.TIMED:
+    method = name02.split(".", 1)[1]
+    ratio02 = spe02[name02] / spe02["atas.fgsm_rs"]
+    fastest02 = min(timing02["seconds"][name02]) / min(timing02["seconds"]["atas.fgsm_rs"])
+    relative = abs(epoch_ratio[method] - ratio02) / ratio02
+    check_rows[method] = {"ch. 02 (mean epoch), x FGSM-RS": round(ratio02, 2),
+                          "ch. 02 (fastest epoch), x FGSM-RS": round(fastest02, 2),
+                          "this chapter (fastest round), x FGSM-RS": round(epoch_ratio[method], 2),
+                          "relative difference to ch. 02 (%)": round(100 * relative, 1),
+                          f"within {AGREE:.0%}": relative <= AGREE,
+                          "settings that differ (atas.* / compare.*)": differences(chapter.config(name02), configs[method])}
+check = pd.DataFrame(check_rows).T.rename_axis("method (per epoch)")
+print(f"all six per-epoch ratios within {AGREE:.0%} of chapter 02's:", bool(check[f"within {AGREE:.0%}"].all()))
+check
+
+# %% [markdown]
+# <!-- reread: interpret TABLE "check against chapter 02" (which ratios agree, and for any that does not, whether the settings column or the machine load explains it) once the cpu records exist -->
+#
+# ## Robustness against cost, and against clean accuracy
+#
+# AutoAttack accuracy of the last checkpoint against the training cost of a run relative to
+# FGSM-RS, measured side by side (the "per run" column above; log scale), one point per method
+# at its mean over the seeds with the seed spread (± std) as a vertical bar. The Pareto front
+# (red, joined) are the methods that no other method beats in both: none is at least as robust
+# for at most the cost (`compare.pareto_front`, on the means; a difference within the seed
+# spread is not a ranking).
+
+# %% tags=["hide-input"]
+fig = compare.plot_cost_robustness(records, chapter.profile, "last", cost=run_cost,
+                                   cost_label="training cost per run, x FGSM-RS (measured side by side)")
+plt.show()
+
+# %% tags=["hide-input"]
+aa_means = {m: (run_cost[m], float(pd.Series([r["final"]["last"][TABLE_METRICS["AutoAttack"]] for r in recs]).mean()))
+            for m, recs in records.items() if recs and m in run_cost}
+print("Pareto front (cost, AutoAttack):", ", ".join(compare.pareto_front(aa_means)) or "none")
+
+# %% [markdown]
+# <!-- reread: interpret FIGURE "robustness against cost" (which methods form the front, where the compositions stand relative to their bases) once the cpu records exist -->
+#
+# The trade-off with clean accuracy, same points (mean ± std over the seeds in both directions):
+
+# %% tags=["hide-input"]
+fig = compare.plot_clean_robustness(records, chapter.profile, "last")
+plt.show()
+
+# %% [markdown]
+# <!-- reread: interpret FIGURE "robustness against clean accuracy" once the cpu records exist -->
+#
+# ## The `fastat` protocol: beside FastAT Benchmark
+#
+# FastAT Benchmark (`fzjcdt/FastAT_Benchmark`, its README and `configs/cifar10/*.yaml`) trains
+# every method on CIFAR-10 with ResNet-18 at $\epsilon = 8/255$ for 100 epochs (Free-AT: 50
+# epochs of $m = 4$ replays), a one-cycle learning rate peaking at 0.1, SGD with momentum 0.9
+# and weight decay $5 \cdot 10^{-4}$, batch 128, label smoothing, a weight average of the
+# model, and 1,000 validation images that choose the best checkpoint by PGD-10. The
+# `compare_fastat.*` experiments repeat that setting at the `gpu` profile for the five
+# methods both have: FGSM-RS, GradAlign, Free-AT, FGSM-PGI (the package's `fgsm_mep`, run as
+# in the authors' code) and PGD-AT. At the `cpu` profile the protocol has no meaning of its
+# own (each `compare_fastat.<m>` is the same run as `compare.<m>`). The settings, each quoted
+# from the benchmark's files, beside the values of both profiles:
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+protocol_table("comparison")
+
+# %% [markdown]
+# What the benchmark does that the package cannot express, so that no setting above stands
+# for it (`comparison.FASTAT_GAPS`): a GPU user comparing with the benchmark's numbers must
+# read them with these differences in mind.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+pd.Series(comparison.FASTAT_GAPS, name="what differs").rename_axis("FastAT Benchmark setting").to_frame()
+
+# %% [markdown]
+# FastAT Benchmark's published numbers for these five methods (and its PGD-AT with weight
+# averaging), quoted from `book/paper_tables/fastat_benchmark.csv` (transcribed from the
+# benchmark's `benchmark_data.json`; mean ± std over its seeds 0-2, best checkpoint; times
+# in seconds and memory in GB on the benchmark's GPU). They are quotes, never results of
+# this package:
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+# the benchmark's labels of the five methods (compare_fastat.fgsm_rs, .gradalign, .free_at, .fgsm_mep, .pgd_at)
+FASTAT_LABELS = ["FGSM-RS", "GRAD-ALIGN", "FREE-AT", "FGSM-PGI", "PGD-AT", "PGD-AT-WA"]
+published = paper_table("fastat_benchmark.csv", method=FASTAT_LABELS).fillna({"checkpoint": "-"})  # time, memory: none
+published = published.assign(cell=[f"{v:.2f} ± {s:.2f}" for v, s in zip(published["value"], published["std"])])
+accuracy = published[published.checkpoint != "-"].pivot_table(index=["source", "method", "checkpoint"], columns="metric",
+                                                               values="cell", aggfunc="first")
+cost = published[published.checkpoint == "-"].pivot_table(index=["source", "method"], columns="metric", values="cell",
+                                                          aggfunc="first")
+quoted = accuracy[["clean", "pgd10", "pgd20", "pgd50", "aa", "cr"]].join(cost, on=["source", "method"])
+quoted.iloc[quoted.index.get_level_values("method").map(FASTAT_LABELS.index).argsort()]  # in FASTAT_LABELS' order
+
+# %% [markdown]
+# And ours under the `fastat` protocol, best checkpoint (the benchmark's), mean ± std over
+# the seeds, from the `compare_fastat.*` records (at the `cpu` profile these are the
+# `compare.*` runs of the tables above, and the table is not repeated). Our cost columns come
+# from our records on our machine, not from the benchmark's GPU.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+fastat_records = {m: chapter.run(compare.experiment_name(m, "fastat")) for m in compare.protocol_methods("fastat")}
+if CPU:
+    fastat_table = None
+    print("cpu profile: the fastat protocol is a gpu protocol; its runs here are the compare.* runs "
+          f"({', '.join(NAMES[m] for m in fastat_records)}) of the tables above")
+else:
+    fastat_table = compare.comparison_table(fastat_records, chapter.profile, "best", seeds=SEEDS, protocol="fastat")
+    for note in compare.masking_notes(fastat_records, chapter.profile, ("best",), protocol="fastat"):
+        print(note)
+fastat_table
+
+# %% [markdown]
+# <!-- reread: at the gpu profile, compare the fastat table with FastAT Benchmark's quoted numbers (never merged), naming the gaps above that may explain a difference, once the gpu records exist -->
+#
+# ## Takeaways
+#
+# - One protocol per profile for every method: the same model, data, budget $\epsilon$,
+#   epochs (Free-AT: the same forward-backward passes), cyclic schedule and evaluation, with each
+#   method's own knobs read from the chapter that studies it; the tables and the command line
+#   (`advlit compare`) read the same records.
+# - Cost is measured side by side in one process; the records' own seconds are shown beside it
+#   because they come from runs made under different loads.
+# - A gap of more than 5 points between PGD-50 and AutoAttack is flagged for every method and
+#   checkpoint: rank methods by the AutoAttack column.
+#
+# <!-- reread: the takeaways about the results (the Pareto front, the collapses, the compositions against their bases) once the cpu records exist -->
+#
+# ## Run this chapter at the paper's scale
+#
+# The `gpu` profile trains every `compare.*` run on CIFAR-10 with PreActResNet-18 at
+# $\epsilon = 8/255$ for 30 epochs (cyclic learning rate peaking at 0.2), three seeds, and
+# evaluates the full test set with PGD-20, PGD-50 with 10 restarts, C&W-20 and the standard
+# AutoAttack; the `compare_fastat.*` runs add FastAT Benchmark's protocol (100 epochs, ResNet-18).
+# Train them on the machine's GPUs (or a Slurm cluster, see `advlit grid --help`), then run the
+# chapter from the records and print the tables from the command line:
+#
+# ```bash
+# advlit grid --profile gpu --only 07_comparison --run
+# papermill notebooks/07_comparison.ipynb out.ipynb -p profile gpu -p data_root ~/data
+# advlit compare --profile gpu
+# advlit compare --profile gpu --protocol fastat --checkpoint best
+# ```
+#
+# This package has not run the `gpu` profile, so no GPU time or memory is stated here;
+# `advlit grid --profile gpu --only 07_comparison` (without `--run`) lists the runs and
+# estimates their time from the records it has.
