@@ -1,14 +1,14 @@
 """Chapter 04 (LAS-AT, Jia et al. 2022): PGD-AT against LAS-PGD-AT, the L1/L2/L3 ablation
 (Table 6) and the update interval k (Table 1).
 
-cpu profile (digits16, the profile's CNN, eps = 0.2): 10 epochs for every run of the chapter (LAS
-runs cost about 2-3 PGD-10 epochs each); the strategy network is a small CNN; the option
+cpu profile (digits16, the profile's CNN, eps = 0.2): 10 epochs for every run of the chapter (a
+LAS-PGD-AT epoch at k = 2 costs about two PGD-AT epochs); the strategy network is a small CNN; the option
 sets are multiples of eps (eps x {0.5 .. 1.5}, step x {1/8 .. 5/8}, the authors' code's 1..5
 at 8/255 rather than the paper's 1..6, PGD iterations {3, 5, 7, 10} instead of 3..15 to keep
 the cost of a PGD-10 epoch); digits16
 has 10 batches per epoch, so k = 2 (5 policy steps per epoch, the paper's k = 40 gives
-about 10 per CIFAR-10 epoch) and the policy LR is raised to 0.05 so that its ~75 steps can
-move it (paper: 1e-3 over ~1000 steps); 50 policy steps in all. Final evaluation: clean, PGD-20, C&W-20 on the 397
+about 10 per CIFAR-10 epoch) and the policy LR is raised to 0.05 so that its 50 steps in all
+can move it (paper: 1e-3 over ~1000 steps). Final evaluation: clean, PGD-20, C&W-20 on the 397
 test images, AutoAttack (APGD-CE + APGD-T) on the first 100.
 gpu profile: CIFAR-10, ResNet-18 (LAS-AT, Table 1), the option ranges of Sec. 4.1 (eps 3..15,
 step 1..6 (in 1/255), iterations 3..15; the method's defaults, stated here too; the authors'
