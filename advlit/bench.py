@@ -333,7 +333,8 @@ def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: st
     path = Path(chapter.results_dir) / cache if cache else None
     if path is not None and path.exists() and not refresh:
         cached = json.loads(path.read_text())
-        if cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds:
+        if (cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds
+                and "steps_per_epoch" in cached):  # a file of the chapters' earlier timing format is measured again
             return cached
     trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
     seconds: dict[str, list[float]] = {n: [] for n in names}

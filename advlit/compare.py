@@ -215,30 +215,38 @@ def masking_notes(records_by_method: dict[str, list[dict]], profile: str = "cpu"
     return notes
 
 
-def join_bench(table, bench: dict | str | Path, epochs: dict[str, int] | None = None):
-    """``table`` with the side-by-side cost ratios of an ``advlit bench`` result (its JSON
-    file or dict): ``s/step vs FGSM-RS (bench)``, the ratio of the fastest rounds per
-    training step, and ``run cost vs FGSM-RS (bench)``, that ratio times the method's epochs
-    over FGSM-RS's (``epochs``: method -> epochs of its run; Free-AT trains fewer). A method
-    the bench did not measure says ``not benched``."""
-    out = json.loads(Path(bench).read_text()) if isinstance(bench, (str, Path)) else bench
-    results = out.get("results", {})
+def join_ratios(table, ratios: dict[str, float], epochs: dict[str, int] | None = None, source: str = "bench",
+                missing: str = "not benched"):
+    """``table`` with two side-by-side cost columns from ``ratios`` (method -> its cost per
+    training step relative to FGSM-RS): ``s/step vs FGSM-RS (<source>)``, and ``run cost vs
+    FGSM-RS (<source>)``, that ratio times the method's epochs over FGSM-RS's (``epochs``:
+    method -> epochs of its run; Free-AT trains fewer). A method without a ratio says
+    ``missing``."""
     table = table.copy()
     step, run = [], []
     for method in table.index:
-        ratio = (results.get(method) or {}).get("ratio_to_fgsm_rs")
+        ratio = ratios.get(method)
         if ratio is None:
-            step.append("not benched")
-            run.append("not benched")
+            step.append(missing)
+            run.append(missing)
             continue
         step.append(f"{ratio:.2f}x")
         if epochs and method in epochs and REFERENCE in epochs:
             run.append(f"{ratio * epochs[method] / epochs[REFERENCE]:.2f}x")
         else:
             run.append("-")
-    table["s/step vs FGSM-RS (bench)"] = step
-    table["run cost vs FGSM-RS (bench)"] = run
+    table[f"s/step vs FGSM-RS ({source})"] = step
+    table[f"run cost vs FGSM-RS ({source})"] = run
     return table
+
+
+def join_bench(table, bench: dict | str | Path, epochs: dict[str, int] | None = None):
+    """``table`` with the side-by-side cost ratios of an ``advlit bench`` result (its JSON
+    file or dict), the ratio of the fastest rounds per training step (:func:`join_ratios`,
+    source ``bench``). A method the bench did not measure says ``not benched``."""
+    out = json.loads(Path(bench).read_text()) if isinstance(bench, (str, Path)) else bench
+    ratios = {m: r.get("ratio_to_fgsm_rs") for m, r in out.get("results", {}).items()}
+    return join_ratios(table, {m: r for m, r in ratios.items() if r is not None}, epochs)
 
 
 def protocol_epochs(profile: str = "cpu", protocol: str = "common", methods=None) -> dict[str, int]:

@@ -250,3 +250,13 @@ def test_fastat_benchmark_transcription_loads():
     assert {"FGSM-RS", "GRAD-ALIGN", "FREE-AT", "FGSM-PGI", "PGD-AT"} <= set(table.method)
     aa = paper_table("fastat_benchmark.csv", method="FGSM-RS", metric="aa").iloc[0]
     assert (aa["value"], aa["std"], aa["checkpoint"]) == (43.09, 5.33, "best")  # the mean of seeds 48.05, 37.45, 43.77
+
+
+def test_join_ratios_names_its_source_and_scales_run_cost_by_epochs():
+    import pandas as pd
+
+    table = pd.DataFrame({"seeds": [3, 3, 3]}, index=["fgsm_rs", "free_at", "atas"])
+    joined = compare.join_ratios(table, {"fgsm_rs": 1.0, "free_at": 2.0}, {"fgsm_rs": 30, "free_at": 15},
+                                 source="side by side", missing="missing")
+    assert list(joined["s/step vs FGSM-RS (side by side)"]) == ["1.00x", "2.00x", "missing"]
+    assert list(joined["run cost vs FGSM-RS (side by side)"]) == ["1.00x", "1.00x", "missing"]

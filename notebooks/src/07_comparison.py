@@ -250,12 +250,9 @@ fastest = {m: min(timing["seconds"][name]) for m, name in TIMED.items()}
 epoch_ratio = {m: s / fastest[compare.REFERENCE] for m, s in fastest.items()}
 run_epochs = {m: c.epochs for m, c in configs.items()}
 run_cost = {m: epoch_ratio[m] * run_epochs[m] / run_epochs[compare.REFERENCE] for m in TIMED}
-# the side-by-side ratios beside the records' table (compare.join_bench reads the bench format)
-SIDE = {"s/step vs FGSM-RS (bench)": "per epoch, x FGSM-RS (side by side)",
-        "run cost vs FGSM-RS (bench)": "per run, x FGSM-RS (side by side)"}
-cost_table = compare.join_bench(last_table[["seeds", "s/epoch", "train s", "cost vs FGSM-RS (records)"]],
-                                {"results": {m: {"ratio_to_fgsm_rs": r} for m, r in epoch_ratio.items()}},
-                                epochs=run_epochs).rename(columns=SIDE)
+# the side-by-side ratios beside the records' table (a trainer epoch has the same steps for every method)
+cost_table = compare.join_ratios(last_table[["seeds", "s/epoch", "train s", "cost vs FGSM-RS (records)"]],
+                                 epoch_ratio, epochs=run_epochs, source="side by side", missing=compare.MISSING)
 cost_table.insert(1, "s/epoch (side by side, fastest of %d)" % timing["rounds"],
                   [f"{fastest[m]:.2f}" if m in fastest else compare.MISSING for m in cost_table.index])
 cost_table.insert(2, "epochs", [run_epochs[m] for m in cost_table.index])
