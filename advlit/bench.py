@@ -311,6 +311,16 @@ def write_bench_page(json_paths=None, md_path: str | Path | None = None) -> Path
     return md_path
 
 
+def same_machine(*timings: dict) -> bool | None:
+    """Whether timings of :func:`time_experiments` were measured on the same kind of machine
+    (processor, its vector capability and the thread count): ``None`` when one of them does not
+    record it (files made before the field existed)."""
+    machines = [t.get("environment") for t in timings]
+    if any(m is None for m in machines):
+        return None
+    return len({(m.get("cpu"), m.get("cuda"), m.get("threads")) for m in machines}) == 1
+
+
 def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: str | None = None,
                      refresh: bool = False) -> dict:
     """Seconds per training epoch of each named experiment of ``chapter``, measured back to
@@ -318,14 +328,15 @@ def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: st
     experiment in turn, so a change of machine load hits all of them.
 
     Returns ``{"key", "epochs", "rounds", "seconds": {name: [seconds of each epoch, in
-    order]}, "steps_per_epoch": {name: n}}``. With ``cache`` (a file name) the result is
+    order]}, "steps_per_epoch": {name: n}, "environment": {...}}`` (the machine, processor and
+    thread count it was measured with: :func:`advlit.train.environment`). With ``cache`` (a file name) the result is
     stored in ``<results_dir>/<cache>`` with the configurations and code fingerprints it was
     made by, and reused while they and ``epochs`` / ``rounds`` match (``refresh=True``
     measures again). The ATAS (``atas_timing.json``), LAST (``last_timing.json``) and basics
     (``basics_standin_timing.json``) chapters time their methods through this function.
     """
     from advlit.results import code_fingerprint
-    from advlit.train import Trainer
+    from advlit.train import Trainer, environment
 
     names = list(names)
     configs = {n: chapter.config(n) for n in names}
@@ -345,7 +356,7 @@ def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: st
                 trainers[n].train_epoch(r * epochs + e)
                 seconds[n].append(time.perf_counter() - t0)
     out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds": seconds,
-           "steps_per_epoch": {n: t.steps_per_epoch for n, t in trainers.items()}}
+           "steps_per_epoch": {n: t.steps_per_epoch for n, t in trainers.items()}, "environment": environment()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1))

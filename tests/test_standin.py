@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from advlit.analysis.standin import candidate_row, collapses, plateau_gain
-from advlit.bench import time_experiments
+from advlit.bench import same_machine, time_experiments
 from advlit.experiments import PROFILES, basics, get_config
+from advlit.train import cpu_name
 
 from helpers import tiny_config
 
@@ -77,6 +79,7 @@ def test_time_experiments_times_every_epoch_and_reuses_its_cache(tmp_path, monke
     assert set(out["seconds"]) == {"a", "b"} and all(len(v) == 2 for v in out["seconds"].values())
     assert all(s > 0 for v in out["seconds"].values() for s in v)
     assert json.loads((tmp_path / "timing.json").read_text())["seconds"] == out["seconds"]
+    assert out["environment"]["cpu"] == cpu_name() and out["environment"]["threads"] == torch.get_num_threads()
 
     import advlit.train
 
@@ -84,3 +87,13 @@ def test_time_experiments_times_every_epoch_and_reuses_its_cache(tmp_path, monke
     assert time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="timing.json") == out
     with pytest.raises(TypeError):  # another number of rounds is measured again
         time_experiments(chapter, ["a", "b"], epochs=1, rounds=3, cache="timing.json")
+
+
+def test_same_machine_compares_processor_and_threads_and_is_unknown_without_a_record():
+    intel = {"environment": {"cpu": "Intel / AVX512", "cuda": None, "threads": 1}}
+    amd = {"environment": {"cpu": "AMD EPYC / AVX512", "cuda": None, "threads": 1}}
+    two_threads = {"environment": {"cpu": "Intel / AVX512", "cuda": None, "threads": 2}}
+    assert same_machine(intel, dict(intel)) is True
+    assert same_machine(intel, amd) is False
+    assert same_machine(intel, two_threads) is False
+    assert same_machine(intel, {"seconds": {}}) is None  # a timing file made before the field existed

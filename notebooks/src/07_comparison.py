@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from advlit import compare
-from advlit.bench import time_experiments
+from advlit.bench import same_machine, time_experiments
 from advlit.config import RunConfig
 from advlit.data import get_dataset
 from advlit.experiments import atas as atas_experiments
@@ -272,8 +272,9 @@ cost_table.rename(columns={"s/epoch": "s/epoch (records)", "train s": "train s (
 # epoch, while `track_norms` (set in chapter 02's ATTA and ATAS experiments, which record every
 # example's gradient norm for the chapter's figures) is extra work that the comparison's runs,
 # which leave it out, do not do. The issue behind this chapter asks the two ratios to agree within 15 % on the same
-# machine; the two timing files do not record the machine they were made on, so they share
-# one only when one book run made both.
+# machine: each timing file records the processor and thread count it was measured with
+# (`advlit.bench.same_machine` compares them; a file made before that record existed says
+# "not recorded").
 
 # %% tags=["hide-input"]
 timing02 = atas_experiments.time_methods(chapter)
@@ -305,6 +306,13 @@ for name02 in atas_experiments.TIMED:
                           f"within {AGREE:.0%}": relative <= AGREE,
                           "settings that differ (atas.* / compare.*)": differences(chapter.config(name02), configs[method])}
 check = pd.DataFrame(check_rows).T.rename_axis("method (per epoch)")
+def machine(timing):
+    env = timing.get("environment")
+    return f"{env['cpu']}, {env['threads']} thread(s)" if env else "not recorded"
+
+
+print(f"chapter 02's timing: {machine(timing02)}; this chapter's: {machine(timing)}; same machine: "
+      f"{ {True: 'yes', False: 'no', None: 'unknown'}[same_machine(timing02, timing)] }")
 print(f"all six per-epoch ratios within {AGREE:.0%} of chapter 02's:", bool(check[f"within {AGREE:.0%}"].all()))
 check
 
