@@ -602,14 +602,15 @@ def _cmd_compare(args) -> int:
         raise ConfigError(f"no current record of the comparison ({args.protocol} protocol) in {where}; make them "
                           f"with: {compare.HOW_TO_MAKE.format(profile=args.profile)}")
     checkpoint = ("best", "last") if args.checkpoint == "both" else args.checkpoint
-    table = compare.comparison_table(records, args.profile, checkpoint, protocol=args.protocol)
+    reference = compare.stored_reference(records, args.profile, args.results, args.protocol)
+    table = compare.comparison_table(records, args.profile, checkpoint, protocol=args.protocol, reference=reference)
     if args.bench:
         table = compare.join_bench(table, args.bench, compare.protocol_epochs(args.profile, args.protocol))
     done = sum(1 for r in records.values() if r)
     print(f"{args.profile} profile, {args.protocol} protocol, {args.checkpoint} checkpoint: {done} of {len(records)} "
           f"methods with records; cost ratios from the records are not measured side by side")
     print(compare.format_table(table, args.format))
-    for note in compare.masking_notes(records, args.profile, ("best", "last"), args.protocol):
+    for note in compare.masking_notes(records, args.profile, ("best", "last"), args.protocol, reference):
         print(f"note: {note}")
     return 0
 

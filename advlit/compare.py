@@ -111,13 +111,56 @@ def collapses(records: list[dict]) -> int:
     return sum(bool((r.get("overfitting") or {}).get("detected")) for r in records)
 
 
-def masking_gap(records: list[dict], checkpoint: str, pgd: str, aa: str) -> float | None:
-    """Mean PGD-50 minus mean AutoAttack accuracy (points) of ``checkpoint``, or ``None``
-    when either attack is absent from a record."""
-    if not records or any(pgd not in r["final"][checkpoint] or aa not in r["final"][checkpoint] for r in records):
+def _record_config(record: dict):
+    from advlit.config import RunConfig
+
+    return RunConfig.from_dict(record["config"])
+
+
+def pgd_on_aa_images(record: dict, checkpoint: str, pgd: str, reference: dict | None) -> float | None:
+    """The ``pgd`` accuracy of a run on the images its AutoAttack ran on: the record's own
+    when the final evaluation used the same images for both
+    (:func:`advlit.analysis.masking.same_images`), else the run's entry of ``reference``
+    (``{run name: {checkpoint: accuracy}}``, :func:`advlit.analysis.masking.pgd_on_aa_subset`),
+    else ``None``."""
+    from advlit.analysis.masking import same_images
+
+    config = _record_config(record)
+    if same_images(config):
+        return record["final"][checkpoint].get(pgd)
+    entry = (reference or {}).get(run_name(config))
+    return None if entry is None else entry.get(checkpoint)
+
+
+def masking_gap(records: list[dict], checkpoint: str, pgd: str, aa: str, reference: dict | None = None) -> float | None:
+    """Mean PGD-50 minus mean AutoAttack accuracy (points) of ``checkpoint``, both on the
+    images AutoAttack ran on (:func:`pgd_on_aa_images`), or ``None`` when a record lacks
+    either attack on those images: a gap between two different sets of images is never
+    reported as masking."""
+    if not records or any(aa not in r["final"][checkpoint] for r in records):
         return None
-    return mean_std(r["final"][checkpoint][pgd] for r in records)[0] - \
-        mean_std(r["final"][checkpoint][aa] for r in records)[0]
+    pgd_values = [pgd_on_aa_images(r, checkpoint, pgd, reference) for r in records]
+    if any(v is None for v in pgd_values):
+        return None
+    return mean_std(pgd_values)[0] - mean_std(r["final"][checkpoint][aa] for r in records)[0]
+
+
+def masking_judged(records: list[dict], checkpoint: str, pgd: str, reference: dict | None = None) -> bool:
+    """Whether PGD-50 is known on AutoAttack's images for every record (so that
+    :func:`masking_gap` can judge)."""
+    return bool(records) and all(pgd_on_aa_images(r, checkpoint, pgd, reference) is not None for r in records)
+
+
+def stored_reference(records_by_method: dict[str, list[dict]], profile: str = "cpu", results_dir=None,
+                     protocol: str = "common") -> dict:
+    """PGD-50 on AutoAttack's images of the records' runs, as the comparison chapter stored
+    it (:func:`advlit.analysis.masking.stored_accuracy`; the runs it has not evaluated are
+    left out, and their masking is "not judged"). Evaluates nothing: ``advlit compare``."""
+    from advlit.analysis.masking import stored_accuracy
+
+    configs = [_record_config(r) for records in records_by_method.values() for r in records]
+    return stored_accuracy(experiments.results_dir_for(profile, results_dir), configs,
+                           metrics_for(profile, protocol)["PGD-50"])
 
 
 def masking_flag(gap: float | None, threshold: float = MASKING_GAP) -> bool:
@@ -146,7 +189,7 @@ def _checkpoints(checkpoint) -> list[str]:
 
 
 def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "cpu", checkpoint="last",
-                     seeds: int | None = None, digits: int = 1, protocol: str = "common"):
+                     seeds: int | None = None, digits: int = 1, protocol: str = "common", reference: dict | None = None):
     """The comparison table (a pandas frame, one row per method, in the given order).
 
     ``records_by_method``: method spec -> its records (:func:`collect_records`); ``checkpoint``:
@@ -155,7 +198,10 @@ def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "c
     without records is a row of ``missing``; one with fewer records than seeds says so in
     ``seeds`` ("2/3"). The cost ratio is to FGSM-RS's records (not side by side, see the
     module docstring); the masking column names the checkpoints where the mean AutoAttack
-    accuracy is more than :data:`MASKING_GAP` points below the mean PGD-50 accuracy.
+    accuracy is more than :data:`MASKING_GAP` points below the mean PGD-50 accuracy on the
+    same images (``reference``: PGD-50 on AutoAttack's images of the runs whose final
+    evaluation ran it on more, :func:`advlit.analysis.masking.pgd_on_aa_subset`; a checkpoint
+    without it says "not judged").
     """
     import pandas as pd
 
@@ -191,7 +237,10 @@ def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "c
         row["cost vs FGSM-RS (records)"] = f"{cost[0] / ref_cost:.2f}x" if ref_cost else "no FGSM-RS record"
         flagged = []
         for ck in cks:
-            gap = masking_gap(records, ck, pgd, aa) if pgd and aa else None
+            if pgd and aa and not masking_judged(records, ck, pgd, reference):
+                flagged.append(f"{ck}: not judged (no PGD-50 on AutoAttack's images)")
+                continue
+            gap = masking_gap(records, ck, pgd, aa, reference) if pgd and aa else None
             if masking_flag(gap):
                 flagged.append(f"{ck}: AA {gap:.1f} below PGD-50")
         row["masking"] = "; ".join(flagged)
@@ -200,17 +249,18 @@ def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "c
 
 
 def masking_notes(records_by_method: dict[str, list[dict]], profile: str = "cpu", checkpoints=("best", "last"),
-                  protocol: str = "common") -> list[str]:
+                  protocol: str = "common", reference: dict | None = None) -> list[str]:
     """One sentence per (method, checkpoint) whose mean AutoAttack accuracy is more than
-    :data:`MASKING_GAP` points below its mean PGD-50 accuracy: a gradient-masking signal
-    (PGD's gradients mislead it; AutoAttack's gradient-free and targeted stages do not)."""
+    :data:`MASKING_GAP` points below its mean PGD-50 accuracy on the same images (see
+    :func:`masking_gap`; ``reference`` as in :func:`comparison_table`): a gradient-masking
+    signal (PGD's gradients mislead it; AutoAttack's targeted and gradient-free stages do not)."""
     metrics = metrics_for(profile, protocol)
     notes = []
     for method, records in records_by_method.items():
         for ck in _checkpoints(checkpoints):
-            gap = masking_gap(records, ck, metrics["PGD-50"], metrics["AutoAttack"])
+            gap = masking_gap(records, ck, metrics["PGD-50"], metrics["AutoAttack"], reference)
             if masking_flag(gap):
-                notes.append(f"{method} ({ck} checkpoint): AutoAttack is {gap:.1f} points below PGD-50 "
+                notes.append(f"{method} ({ck} checkpoint): AutoAttack is {gap:.1f} points below PGD-50 on the same images "
                              f"(more than {MASKING_GAP:g}): a gradient-masking signal, robustness by PGD overstated")
     return notes
 

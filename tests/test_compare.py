@@ -106,7 +106,8 @@ def _write(root, method, seed, last, best=None, seconds=1.0, collapsed=False, pr
     config = get_config(f"compare.{method}", profile, seed=seed)
     run_dir = root / run_name(config)
     run_dir.mkdir(parents=True)
-    record = {"complete": True, "config_hash": config.hash(), "code": code or code_fingerprint(config),
+    record = {"config": config.to_dict(), "complete": True, "config_hash": config.hash(),
+              "code": code or code_fingerprint(config),
               "final": {"last": last, "best": best or last}, "seconds_per_epoch": seconds,
               "epochs_done": config.epochs, "overfitting": {"detected": collapsed, "epoch": 7 if collapsed else None}}
     (run_dir / "record.json").write_text(json.dumps(record))
@@ -151,17 +152,59 @@ def test_table_means_stds_missing_collapses_and_cost(results):
     assert both.loc["fgsm_rs", "AutoAttack (last)"] == "42.0 ± 2.0"
 
 
+def _pgd50_on_aa_images(records, shift=0.0):
+    """A reference as the chapter stores it: each run's PGD-50 on AutoAttack's images, here the
+    record's full-split PGD-50 moved by ``shift`` points."""
+    pgd = compare.METRICS["cpu"]["PGD-50"]
+    return {run_name(RunConfig.from_dict(r["config"])): {ck: r["final"][ck][pgd] + shift for ck in ("best", "last")}
+            for recs in records.values() for r in recs}
+
+
 def test_masking_flag_fires_above_five_points_only(results):
     records = compare.collect_records("cpu", results)
-    table = compare.comparison_table(records, "cpu", "last")
+    reference = _pgd50_on_aa_images(records)
+    table = compare.comparison_table(records, "cpu", "last", reference=reference)
     assert table.loc["free_at", "masking"].startswith("last: AA 5.1 below PGD-50")
     assert table.loc["atas", "masking"] == ""  # exactly 5 points: no flag
     assert table.loc["fgsm_rs", "masking"].startswith("last: AA 8.0")
     assert compare.masking_flag(5.0001) and not compare.masking_flag(5.0) and not compare.masking_flag(None)
-    notes = compare.masking_notes(records, "cpu")
+    notes = compare.masking_notes(records, "cpu", reference=reference)
     assert any(n.startswith("free_at (last checkpoint)") for n in notes)
     assert not any(n.startswith("atas") for n in notes)
     assert not any(n.startswith("fgsm_rs (best") for n in notes)  # best: 52 - 47 = 5
+
+
+def test_masking_compares_autoattack_with_pgd_on_the_same_images(results):
+    """At the cpu profile AutoAttack runs on the first 100 test digits and PGD-50 on all 397:
+    the gap is taken against PGD-50 on AutoAttack's images, never across the two sets, and a
+    run without that number is "not judged" rather than flagged."""
+    records = compare.collect_records("cpu", results)
+    config = get_config("compare.free_at", "cpu")
+    assert config.aa_subset < 397 and config.final_subset is None  # the premise: two sets of images
+    lower = _pgd50_on_aa_images(records, shift=-3.0)  # AutoAttack's images are harder for PGD too
+    table = compare.comparison_table(records, "cpu", "last", reference=lower)
+    assert table.loc["free_at", "masking"] == ""  # 47.0 - 44.9 = 2.1 on the same images (5.1 across sets)
+    assert table.loc["fgsm_rs", "masking"] == ""  # 47 - 42 = 5.0: not more than 5 (8.0 across the sets)
+    assert compare.masking_gap(records["free_at"], "last", "pgd-50", "aa-fast", lower) == pytest.approx(2.1)
+    assert not any(n.startswith("free_at") for n in compare.masking_notes(records, "cpu", reference=lower))
+    unjudged = compare.comparison_table(records, "cpu", "last")  # no reference: not judged, not flagged
+    assert unjudged.loc["free_at", "masking"].startswith("last: not judged")
+    assert compare.masking_notes(records, "cpu") == []
+    partial = dict(lower)
+    partial.pop(run_name(RunConfig.from_dict(records["fgsm_rs"][1]["config"])))  # one fgsm_rs run lacks it: not judged
+    assert compare.comparison_table(records, "cpu", "last", reference=partial).loc["fgsm_rs", "masking"] \
+        .startswith("last: not judged")
+
+
+def test_masking_at_the_gpu_profile_reads_the_records(tmp_path):
+    """Where AutoAttack ran on the images of the other attacks (gpu: the full test set) the
+    records' own PGD-50 is used and no reference is needed."""
+    config = get_config("compare.fgsm_rs", "gpu")
+    assert config.aa_subset is None
+    for seed in (0, 1, 2):
+        _write(tmp_path, "fgsm_rs", seed, _final(80.0, 50.0, 40.0, "gpu"), profile="gpu")
+    records = compare.collect_records("gpu", tmp_path, methods=["fgsm_rs"])
+    assert compare.comparison_table(records, "gpu", "last").loc["fgsm_rs", "masking"].startswith("last: AA 10.0")
 
 
 def test_pareto_front_on_a_hand_made_example():
@@ -221,6 +264,14 @@ def test_smoke_profile_reads_the_attacks_its_runs_make():
 
 # ------------------------------------------------------------------ command line
 def test_cli_prints_the_table_with_missing_rows(results, capsys):
+    from advlit.analysis.masking import store_accuracy
+
+    records = compare.collect_records("cpu", results)
+    assert main(["compare", "--profile", "cpu", "--results", str(results)]) == 0
+    assert "note:" not in capsys.readouterr().out  # PGD-50 on AutoAttack's images unknown: nothing judged
+    stored = _pgd50_on_aa_images(records)  # as the chapter stores it
+    store_accuracy(results, [(RunConfig.from_dict(r["config"]), stored[run_name(RunConfig.from_dict(r["config"]))])
+                             for recs in records.values() for r in recs], "pgd-50")
     assert main(["compare", "--profile", "cpu", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "3 of" in out.splitlines()[0] and "not measured side by side" in out.splitlines()[0]
