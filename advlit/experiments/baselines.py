@@ -109,6 +109,8 @@ EXPERIMENTS = {
 GPU_DEVIATIONS = {
     ("baselines.yopo", "weight_decay"): "1e-4 on the mean of the m = 5 passes' gradients with LR 0.2 is the code's "
                                         "SGD (LR 0.2 / 5 and weight decay 5e-4 on their sum) exactly",
+    ("baselines.yopo", "epochs"): "36 as the code's config (num_epochs = 36, LR / 10 at 30 and 34); its train.py "
+                                  "loop runs one more epoch, a 37th at LR / 1000",
     ("baselines.fgsm_ckpt", "lr_schedule"): "the official code's default Stepwise schedule (LR 0.01, /10 at 60, 120, "
                                             "160 of 200 epochs); the paper also reports a cyclic LR (peak 0.3)",
     ("baselines.ssat", "lr_schedule"): "ATAS trains SSAT for 30 epochs with 'the best' of a cyclic and a piecewise "
