@@ -99,3 +99,56 @@ def test_gradients_are_averaged_over_the_m_passes():
         build_method("yopo", 0.1, alpha=1e-12, m=m, n=1).step(net, torch.optim.SGD(net.parameters(), lr=1.0), batch)
         steps.append([w.detach().clone() for w in net.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*steps))
+
+
+def _proj(x, x_adv, eps):
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+
+
+def _reference(net, batch, eps, alpha, m, n, seed, rule="paper"):
+    """YOPO-m-n written out by hand for ``_net()`` (f_0 = net[0], g = net[1:]): the start,
+    and for each outer iteration j a fresh adjoint p_j = dL/df_0 at x + eta_j (its start
+    point), n signed ascent steps on p_j . f_0(x + eta), the classifier's CE gradient at the
+    start point and the first layer's Hamiltonian gradient at the end point, averaged over
+    the m iterations. Returns ``(x + eta_m, the parameters after SGD at LR 1)``."""
+    x, y = batch.x, batch.y
+    params = list(net.parameters())
+    torch.manual_seed(seed)
+    eta = _proj(x, x + (torch.rand_like(x) * 2 - 1) * eps, eps) - x
+    total = [torch.zeros_like(w) for w in params]
+    for _ in range(m):
+        f0 = net[0](x + eta).detach().requires_grad_(True)
+        (p,) = torch.autograd.grad(F.cross_entropy(net[3](net[2](net[1](f0))), y), f0)
+        ce = torch.autograd.grad(F.cross_entropy(net(x + eta), y), params)
+        for _ in range(n):
+            e = eta.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad((net[0](x + e) * p).sum(), e)
+            eta = _proj(x, x + eta + alpha * g.sign(), eps) - x
+        ham = torch.autograd.grad((net[0](x + eta) * p).sum(), params[:2])
+        first = [h + (c if rule == "code" else 0) for h, c in zip(ham, ce[:2])]
+        total = [t + d for t, d in zip(total, first + list(ce[2:]))]
+    return x + eta, [w.detach() - t / m for w, t in zip(params, total)]
+
+
+@pytest.mark.parametrize("rule", ["paper", "code"])
+def test_outer_iterations_carry_eta_and_take_a_fresh_adjoint_at_each_start(rule):
+    """m = 2, n = 2: eta goes on from where the previous outer iteration's inner steps left
+    it, and each outer iteration takes its own full pass (its own p) there; fails when the
+    outer iterations restart from eta_0 or reuse the first adjoint."""
+    net, batch = _net(), _batch()
+    eps, alpha, m, n = 0.1, 0.03, 2, 2
+    want_x, want_params = _reference(net, batch, eps, alpha, m, n, seed=11, rule=rule)
+    method = build_method("yopo", eps, alpha=alpha, m=m, n=n, layer_one_grad=rule)
+    torch.manual_seed(11)
+    assert torch.allclose(method.perturb(net, batch), want_x, atol=1e-7)
+    torch.manual_seed(11)
+    method.step(net, torch.optim.SGD(net.parameters(), lr=1.0), batch)
+    for after, want in zip(net.parameters(), want_params):
+        assert torch.allclose(after, want, atol=1e-6)
+
+
+def test_defaults_are_yopo_5_3_with_step_eps_over_4():
+    """YOPO-5-3 with sigma = 2/255 at eps = 8/255 (the authors' CIFAR-10 configuration)."""
+    method = build_method("yopo", 8 / 255)
+    assert (method.m, method.n, method.layer_one_grad) == (5, 3, "paper")
+    assert method.alpha == pytest.approx(2 / 255)

@@ -31,7 +31,9 @@ Conventions and deviations of this implementation:
   weight decay ``5e-4 / m`` (= 1e-4 at m = 5); the ``gpu`` experiment uses that.
 - ``layer_one_grad="paper"`` (default): theta_0 is updated with the Hamiltonian gradient
   only (Alg. 1). ``"code"``: as in the authors' code, the cross-entropy backward of each
-  outer pass also reaches theta_0 and is added (the first layer then gets both).
+  outer pass also reaches theta_0 and is added (the first layer then gets both; the
+  authors confirm it in their repository's issue #4: lines once meant to drop it had no
+  effect).
 - The first layer is the first module (in registration order) that owns parameters:
   the stem convolution of every model in :mod:`advlit.models` (after a parameter-free
   ``Normalize``); ``layer_one="name"`` picks another module by its name. The inner passes
@@ -39,7 +41,8 @@ Conventions and deviations of this implementation:
 - ``perturb`` (what frameworks such as LAST call) runs the same m x n schedule without
   any parameter update and returns the last ``x + eta``.
 - Every pass runs in the model's current (training) mode, as in the code; every input is
-  clamped to [0, 1] (the code's full passes use ``x + eta`` unclamped).
+  clamped to [0, 1] (the code's first full pass uses ``x + eta_0`` unclamped; later ones
+  are in [0, 1] by the inner steps' clamp).
 """
 from __future__ import annotations
 
