@@ -56,3 +56,31 @@ def test_attack_is_one_step_from_a_bernoulli_start():
     assert d.abs().max() <= 0.1 + 1e-6
     # start +-eps/2, step eps, projection: every coordinate ends at +-eps or +-eps/2... never inside (-eps/2, eps/2)
     assert (d.abs() >= 0.05 - 1e-6).all()
+
+
+def test_the_attack_maximises_ce_plus_lambda_times_the_nuclear_term_on_odd_iterations(monkeypatch):
+    """The code's NucAttack: from the Bernoulli start, CE + lambda_t ||f(x) - f(x_0)||_* / B on
+    odd in-epoch iterations, plain CE on even ones; step eps, projected to the ball and [0, 1]."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 3))
+    method = build_method("nuat", 0.2, lam_max=4.5, ramp_epochs=4)
+    context = TrainContext(num_examples=24, input_shape=(1, 4, 4), num_classes=3, epochs=10, steps_per_epoch=3,
+                           device=torch.device("cpu"))
+    method.setup(model, torch.optim.SGD(model.parameters(), lr=0.1), context)
+    x, y = torch.rand(8, 1, 4, 4) * 0.5 + 0.25, torch.randint(0, 3, (8,))
+    start = x + 0.1 * torch.where(torch.rand_like(x) < 0.5, -1.0, 1.0)
+    monkeypatch.setattr("advlit.methods.regularised_single_step.bernoulli_start", lambda x_, m: start)
+
+    def expected(lam):
+        x0 = start.clone().requires_grad_(True)
+        logits = model(x0)
+        objective = F.cross_entropy(logits, y) + lam * torch.linalg.svdvals(logits - model(x).detach()).sum() / 8
+        (grad,) = torch.autograd.grad(objective, x0)
+        return torch.min(torch.max(start + 0.2 * grad.sign(), x - 0.2), x + 0.2).clamp(0, 1)
+
+    # 3 steps an epoch: global iteration 4 is iteration 1 of epoch 1 (the counter restarts each epoch; lambda = 4.5 / 4)
+    odd = method.perturb(model, Batch(x, y, torch.arange(8), epoch=1, iteration=4))
+    even = method.perturb(model, Batch(x, y, torch.arange(8), epoch=1, iteration=3))
+    assert torch.allclose(odd, expected(4.5 / 4), atol=1e-6)
+    assert torch.allclose(even, expected(0.0), atol=1e-6)
+    assert not torch.equal(odd, even)  # the nuclear term changes the attack here

@@ -4,28 +4,46 @@ overfitting in single-step adversarial training"), also listed as SSAT in ATAS, 
 Catastrophic overfitting goes with *decision boundary distortion*: the full FGSM example
 ``x + delta`` is classified correctly while a point ``x + k delta`` with ``k < 1`` on the
 same line is not. The method therefore trains on the first point along the FGSM direction
-that is misclassified, checking ``c - 1`` checkpoints before the full step:
+that is misclassified. The paper's Algorithm 1 ("Stable single-step adversarial training",
+reproduced in the authors' README), for each batch:
 
-    delta = Proj_eps( eta + alpha * sign(grad_x CE(f(x + eta), y)) ),  eta ~ U(-eps, eps)
-    x_train = x                      if f(x + eta) is already wrong,
-              x + (j/c) delta        for the smallest j in 1..c-1 with f(x + (j/c) delta) != y,
-              x + delta              if no checkpoint is misclassified,
+    eta = Uniform(-eps, eps);   y_0 = f(x + eta)
+    delta = eta + alpha * grad_eta CE(y_0, y)
+    y_j = f(x + j delta / c)                          for j = 1..c
+    x' = x + min({k : y_k != y} U {c}) delta / c;     one CE step on f(x')
 
-then one CE step on ``x_train`` (train mode). The checkpoints are classified in eval mode
-without gradients (c - 1 extra forward passes, no backward).
+(Alg. 1 prints ``U {1}``; see below). A start point ``x + eta`` that is already
+misclassified gives ``k = 0``: the training point is the *clean* ``x``; otherwise it is the
+first misclassified checkpoint ``x + (j/c) delta``, and the full ``x + delta`` when none
+is. The checkpoint ``j = c`` is ``x + delta`` itself, so only ``c - 1`` extra forward
+passes (no backward) are needed.
 
-Facts from the authors' code (Harry24k/catastrophic-overfitting,
-``defenses/trainers/co_adv_trainer.py``): c = 3 by default (the value ATAS uses for SSAT
-"as it achieves the best performance in their paper"), alpha = 10/255 at eps = 8/255
-(``1.25 eps``, the FGSM-RS step), a uniform random start; the "already wrong" test uses
-the logits of the random start point, a by-product of the FGSM gradient pass (the paper
-describes the test on the example itself; ``start_check="clean"`` makes an extra forward
-pass on ``x`` instead); the full perturbation ``delta`` includes the random start.
-PreActResNet-18, SGD momentum 0.9 and weight decay 5e-4, with either a cyclic LR (peak
-0.3) or a step LR of 0.01 over 200 epochs (x0.1 at 60, 120, 160).
+Alg. 1 as printed abbreviates three things, filled in here from the authors' code
+(Harry24k/catastrophic-overfitting, ``defenses/trainers/co_adv_trainer.py``): the step
+is FGSM's *signed* gradient (the print shows the raw gradient), ``delta`` is projected onto
+the eps-ball and ``x + delta`` onto [0, 1] (not printed), and the fallback, printed
+``U {1}`` (which would cap the step at ``delta / c``), is the full step ``U {c}``, as in the
+code. ``delta`` includes the random start ``eta``, as printed and in the code.
+
+Model modes (the paper does not state them; the authors' code): the FGSM gradient pass,
+whose logits ``y_0`` are the start check, and the checkpoint passes run in **eval** mode
+(the code's FGSM is a ``torchattacks`` attack, whose call switches the model to eval; the
+checkpoints are classified after an explicit ``model.eval()``), without gradients for the
+checkpoints; the training step runs in train mode. ``attack_mode="train"`` runs the FGSM
+pass in train mode instead (BatchNorm batch statistics, running statistics updated by the
+start points), the FGSM-RS convention of :mod:`advlit.methods.fgsm`.
+
+``start_check="clean"`` is a variant of neither the paper nor the code: it tests ``f(x)``
+(one extra forward pass) instead of ``y_0 = f(x + eta)``.
+
+Other facts from the authors' code: c = 3 by default (the value ATAS uses for SSAT "as it
+achieves the best performance in their paper"), alpha = 10/255 at eps = 8/255 (``1.25
+eps``, the FGSM-RS step); PreActResNet-18, batch 128, SGD momentum 0.9 and weight decay
+5e-4, with either a step LR of 0.01 over 200 epochs (x0.1 at 60, 120, 160; the default)
+or a cyclic LR peaking at 0.3 over 30 epochs.
 
 ``ssat`` is the same method under the name ATAS gives it (Table I, ref. [15] is this paper);
-its ``gpu`` experiment follows ATAS's protocol (30 epochs, c = 3).
+its ``gpu`` experiment follows ATAS's protocol (ResNet-18, 30 epochs, c = 3).
 """
 from __future__ import annotations
 
@@ -39,6 +57,7 @@ from advlit.utils import ConfigError
 
 START_CHECKS = ("start", "clean")
 INITS = ("uniform", "zero")
+ATTACK_MODES = ("eval", "train")
 
 
 def first_misclassified_checkpoint(model, x, delta, y, checkpoints: int, pending: torch.Tensor) -> torch.Tensor:
@@ -61,10 +80,11 @@ def first_misclassified_checkpoint(model, x, delta, y, checkpoints: int, pending
 
 @register("fgsm_ckpt")
 class FGSMCheckpoints(Method):
-    """FGSM-CKPT with ``checkpoints`` = c (default 3); ``alpha`` defaults to ``1.25 eps``."""
+    """FGSM-CKPT with ``checkpoints`` = c (default 3); ``alpha`` defaults to ``1.25 eps``; the
+    FGSM pass runs in ``attack_mode`` ("eval", the authors' code; or "train")."""
 
     def __init__(self, eps: float, alpha: float | None = None, checkpoints: int = 3, init: str = "uniform",
-                 start_check: str = "start"):
+                 start_check: str = "start", attack_mode: str = "eval"):
         super().__init__(eps, alpha)
         if int(checkpoints) < 1:
             raise ConfigError(f"{self.name}: checkpoints (c) must be >= 1, got {checkpoints}")
@@ -72,23 +92,36 @@ class FGSMCheckpoints(Method):
             raise ConfigError(f"{self.name}: init must be one of {INITS}, got {init!r}")
         if start_check not in START_CHECKS:
             raise ConfigError(f"{self.name}: start_check must be one of {START_CHECKS}, got {start_check!r}")
+        if attack_mode not in ATTACK_MODES:
+            raise ConfigError(f"{self.name}: attack_mode must be one of {ATTACK_MODES}, got {attack_mode!r}")
         self.checkpoints = int(checkpoints)
         self.init = init
         self.start_check = start_check
+        self.attack_mode = attack_mode
         if self.alpha is None:
             self.alpha = 1.25 * self.eps
 
-    def perturb(self, model, batch: Batch):
-        x, y = batch.x, batch.y
+    def _fgsm(self, model, x, y):
+        """``(delta, y_0)``: the projected FGSM perturbation from the start (Alg. 1, lines 2-4)
+        and the logits of the start point, in the model's current mode."""
         eta = uniform_start(x, self.eps) if self.init == "uniform" else torch.zeros_like(x)
         start = clamp_to_ball(x + eta, x, self.eps).requires_grad_(True)
         logits = model(start)
         (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), start)
         delta = (clamp_to_ball(start.detach() + self.alpha * grad.sign(), x, self.eps) - x).detach()
+        return delta, logits.detach()
+
+    def perturb(self, model, batch: Batch):
+        x, y = batch.x, batch.y
+        if self.attack_mode == "eval":
+            with eval_mode(model):
+                delta, logits = self._fgsm(model, x, y)
+        else:
+            delta, logits = self._fgsm(model, x, y)
         if self.start_check == "clean":
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():
                 logits = model(x)
-        correct = logits.detach().argmax(1) == y
+        correct = logits.argmax(1) == y
         return first_misclassified_checkpoint(model, x, delta, y, self.checkpoints, correct).detach()
 
 

@@ -19,8 +19,9 @@ here: lambda = 10; the Bernoulli start has magnitude 4/255 at eps = 8/255 (``ini
 every other iteration only (odd in-epoch counter; ``alternate=True``); the clean softmax
 of the attack comes from a train-mode pass and the attack runs in eval mode. ResNet-18,
 batch 64, SGD LR 0.1 (momentum 0.9, weight decay 5e-4) divided by 10 after epochs 70 and
-85 of 100, and lambda multiplied by 4 after epoch 85 (``boost_epoch=86``, ``boost=4``;
-off by default). The training loss uses the *clean* cross-entropy, as in the paper and code.
+85 of 100, and lambda multiplied by 4 after epoch 85 (the code's default; here a named
+option, ``boost_epoch=86``, ``boost=4``, off by default, as its epoch depends on the run's
+length). The training loss uses the *clean* cross-entropy, as in the code.
 """
 from __future__ import annotations
 

@@ -1,15 +1,17 @@
 """NuAT: Nuclear-norm regularised single-step adversarial training (Sriramanan, Addepalli,
 Baburaj & Babu, NeurIPS 2021, "Towards Efficient and Effective Adversarial Training").
 
-Training objective (the paper's NuAT loss; clean cross-entropy plus a nuclear-norm
-penalty on the batch's logit differences):
+Training objective (clean cross-entropy plus a nuclear-norm penalty on the batch's logit
+differences; the authors' README states it as ``l_CE(f(X), Y) + lambda ||f(X~) - f(X)||_*``
+and their code divides the norm by the batch size B, the scale of lambda_max below):
 
     L = CE(f(x), y) + lambda_t * || f(x_adv) - f(x) ||_* / B,
 
 where ``f(x)`` stacks the batch's logits into a B x K matrix and ``||.||_*`` is its nuclear
 norm (sum of singular values): penalising it couples the examples of a batch, so one
 step's perturbations cannot all move the logits along independent directions. The single-step
-attack maximises the same objective from a Bernoulli start:
+attack maximises the README's ``l_CE(f(X + Delta), Y) + lambda ||f(X + Delta) - f(X)||_*``
+(with the code's 1/B) at a Bernoulli start and takes one signed step:
 
     x_0 = x + (eps / 2) * s,  s uniform in {-1, +1}^d
     x_adv = Proj_eps( x_0 + alpha * sign(grad_x [ CE(f(x_0), y) + lambda_t || f(x) - f(x_0) ||_* / B ]) )

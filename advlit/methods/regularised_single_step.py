@@ -6,9 +6,14 @@ logits enters both the attack and the loss,
               x_adv = Proj_eps( x_0 + alpha * sign(grad_x [ CE(f(x_0), y) + lambda_t R(f(x), f(x_0)) ]) )
     loss:     L = CE(f(x), y) + lambda_t R(f(x), f(x_adv))
 
-with the clean logits of the attack from a train-mode pass without gradient, the attack in
-eval mode, and (``alternate=True``) the regulariser in the attack on every other iteration
-only (odd in-epoch counter; plain CE otherwise). A subclass defines the regulariser
+as in the authors' code (val-iisc/GAMA-GAT ``CIFAR10/GAT_cifar10.py``, val-iisc/NuAT
+``CIFAR10/NuAT_cifar10.py``): the clean logits of the attack come from a train-mode pass
+(BatchNorm running statistics move; the code keeps its graph, but only the input gradient
+is used and the parameter gradients it leaves are zeroed before the update, so here it runs
+without gradient), the attack runs in eval mode, the training loss in train mode (the
+perturbed pass first, then the clean one), and (``alternate=True``) the regulariser enters
+the attack on every other iteration only (the code's ``alt = counter % 2``: odd in-epoch
+counter, restarted each epoch; plain CE otherwise). A subclass defines the regulariser
 (:meth:`RegularisedSingleStep.regulariser`) and the schedule of lambda
 (:meth:`RegularisedSingleStep.lam_at`). Not a method by itself (not registered); see
 :mod:`advlit.methods.gat` and :mod:`advlit.methods.nuat`.
