@@ -99,7 +99,8 @@ EXPERIMENTS = {
     "baselines.rat": {
         "common": {"method": "rat"},
         "cpu": dict(_PGD_CPU, method_args={"steps": 3}),
-        "gpu": {"model": "wrn34_10", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep", "milestones": [100, 150],
+        # the code divides the LR from its 1-based epochs 100 and 150: 0-based 99 and 149
+        "gpu": {"model": "wrn34_10", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep", "milestones": [99, 149],
                 "alpha_ratio": 0.25, "method_args": {"steps": 10, "beta": 6.0, "taylor": 0.2}},
     },
 }
