@@ -24,10 +24,11 @@ multiplies by 3). Everything below is the authors' code (QizhouWang/MAIL, ``mail
 
 - the weight: ``3 * sigmoid((PM' + bias) * slope)`` with ``PM' = -PM``, i.e. ``gamma`` =
   slope, ``beta`` = bias, ``s = 3``;
-- slope and bias per base, from the README's commands: MAIL-AT ``--bias -0.5 --slope 10``
-  (default here: ``gamma = 10``, ``beta = -0.5``), MAIL-TRADES ``--bias 0 --slope 2``
-  (``gamma = 2``, ``beta = 0``); ``train.py``'s own defaults ``bias = -1.5, slope = 1``
-  (those of its first release's default method, MAIL-MART) are ``gamma=1, beta=-1.5``;
+- slope and bias per base, from the README's usage commands: MAIL-AT ``--bias -0.5 --slope
+  10`` (default here: ``gamma = 10``, ``beta = -0.5``), MAIL-TRADES ``--bias 0 --slope 2``
+  (``gamma = 2``, ``beta = 0``). ``train.py``'s argument defaults are ``--bias -1.5 --slope
+  1`` (``gamma=1, beta=-1.5``), which its default ``--method trades_mail`` would use when
+  run without these flags;
 - the TRADES weight ``--beta 5`` (``trades_beta``); the attack PGD-10 on the CE (TRADES's
   KL attack for MAIL-TRADES), step 0.007 at eps 0.031, from ``x + 0.001 N(0, I)``, in eval
   mode; the loss in training mode, MAIL-TRADES forwarding the clean batch before the
