@@ -1,7 +1,10 @@
 """RAT (Jin et al. 2023, as the authors' code realises it): the soft-label tables of the
 Taylor terms by hand, the whole loss by hand on a linear model (whose last-layer gradient is
-(p - onehot)^T x / B), and the randomised attack leaves the weights as they were."""
+(p - onehot)^T x / B), the gradient read from the *last* linear layer, and the randomised
+attack: TRADES's attack on the noisy network, which leaves the weights as they were."""
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlit.methods import Batch, build_method
-from advlit.methods.rat import gap_labels
+from advlit.methods.rat import gap_labels, rat_loss
 
 
 def test_gap_labels_by_hand():
@@ -57,3 +60,37 @@ def test_randomised_attack_restores_the_weights():
     x_adv = build_method("rat", 0.1, steps=2, sigma=0.1).perturb(model, Batch(x, torch.arange(4) % 3, torch.arange(4)))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_taylor_terms_come_from_the_last_linear_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4))
+    x, y = torch.rand(5, 1, 2, 4), torch.tensor([0, 1, 2, 3, 1])
+    x_adv = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    loss, _ = build_method("rat", 0.1).loss(model, Batch(x, y, torch.arange(5)), x_adv)
+    nat, adv = model(x), model(x_adv)
+    (g_nat,) = torch.autograd.grad(F.cross_entropy(nat, y), model[3].weight, retain_graph=True)
+    (g_adv,) = torch.autograd.grad(F.cross_entropy(adv, y), model[3].weight, retain_graph=True)
+    assert loss.item() == pytest.approx(rat_loss(nat, adv, y, g_nat, g_adv).item(), rel=1e-6)
+
+
+def test_attack_is_tradess_on_the_noisy_network():
+    """x_adv equals TRADES's attack on a copy whose convolution parameters carry the same
+    N(0, sigma^2) draws (drawn first, module by module)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), nn.Flatten(),
+                          nn.Linear(32, 3))
+    x = torch.rand(4, 1, 4, 4)
+    batch = Batch(x, torch.arange(4) % 3, torch.arange(4))
+    torch.manual_seed(1)
+    x_adv = build_method("rat", 0.1, steps=3, sigma=0.5).perturb(model, batch)
+    noisy = copy.deepcopy(model)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for conv in (noisy[0], noisy[2]):
+            for p in conv.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+    expected = build_method("trades", 0.1, steps=3).perturb(noisy, batch)
+    assert torch.allclose(x_adv, expected)
+    torch.manual_seed(1)
+    assert not torch.allclose(build_method("trades", 0.1, steps=3).perturb(model, batch), expected)

@@ -101,7 +101,8 @@ EXPERIMENTS = {
     "baselines.rat": {
         "common": {"method": "rat"},
         "cpu": dict(_PGD_CPU, method_args={"steps": 3}),
-        "gpu": {"model": "wrn34_10", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep", "milestones": [100, 150],
+        # the code divides the LR from its 1-based epochs 100 and 150: 0-based 99 and 149
+        "gpu": {"model": "wrn34_10", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep", "milestones": [99, 149],
                 "alpha_ratio": 0.25, "method_args": {"steps": 10, "beta": 6.0, "taylor": 0.2}},
     },
 }
@@ -145,9 +146,10 @@ GPU_DEVIATIONS = {
                                        "cannot express), then 0.1, /10 from epochs 76 and 91 (1-based)",
     ("baselines.lbgat", "model"): "the code trains CIFAR-100; on CIFAR-10 the same WRN-34-10 robust model and "
                                   "ResNet-18 natural model are used",
-    ("baselines.mail", "epochs"): "the code's 120-epoch schedule, stopped after epoch 100 (0-based) as in its "
-                                  "train.py, MAIL from epoch 75 on (the code resumes from the base's epoch-75 "
-                                  "checkpoint; here the same run continues)",
+    ("baselines.mail", "epochs"): "the code runs 120 epochs; its first release evaluates the model after epoch 100 "
+                                  "(0-based) only, so the run stops there (101 epochs); MAIL from epoch 75 on in the "
+                                  "same run (the first release resumes MAIL at epoch 75 from the base's state after 70 "
+                                  "epochs, the current train.py from epoch 76)",
     ("baselines.cfa", "method_args.fawa"): "FAWA (weight averaging over epochs with a good worst-class validation "
                                            "accuracy) is not implemented: a Method sees no validation accuracy",
     ("baselines.rat", "method_args.second_order"): "the default pairs the second-order labels like the first-order "

@@ -12,12 +12,28 @@ with ``MSE`` the mean over the B x K logit entries, ``KL`` TRADES's batch-mean d
 of the softmax outputs (``beta = 0``: "LBGAT", ``beta = 6``: "LBGAT + TRADES"), and
 ``x_adv`` TRADES's KL attack on ``f_rob`` (eval mode, ``x + 0.001 N(0, I)`` start).
 
+Printed source: the ICCV text itself could not be consulted here. The authors' repository
+keeps their CVPR 2020 manuscript of the same method (``assets/manuscripts_submitted_to_
+cvpr2020.pdf``, then named ADT / AODT): Eq. (2) ``argmin E L(M_rob(x_adv), M_nat(x))`` with
+``L`` the MSE of the logits and ``M_nat`` fixed (Eq. (1) and Alg. 1: ``x_adv`` by PGD on the
+CE); Eq. (3), the learnable version, ``argmin_{theta_rob, theta_nat} E [ L(M_rob(x_adv),
+M_nat(x)) + b CE(softmax(M_nat(x)), y) ]`` with its trade-off ``b = 1`` for the
+experiments; Eq. (5), the TRADES combination, adds ``a D_KL(softmax(M_rob(x_adv)) ||
+softmax(M_rob(x)))``. The manuscript weights the CE term, this module the MSE term
+(``gamma``): at the printed value 1 the two coincide. Eq. (5) prints the adversarial output
+first; the code (and this module) computes TRADES's ``KL(f_rob(x) || f_rob(x_adv))``.
+
 Facts from the authors' code (dvlab-research/LBGAT, ``lbgat.py``,
-``train_lbgat_cifar100.py``), the defaults: gamma = 1 (plain MSE), beta = 0 (``LBGAT0``),
-10 attack steps of 0.007 at eps = 0.031 (``alpha`` ~ ``0.226 eps``; the package's TRADES
-default ``eps / 4`` is kept), the natural model's logits not detached; one SGD over both
-networks (LR 0.1, momentum 0.9, weight decay 2e-4, batch 128, 100 epochs; LR 0.02 in the
-first epoch, x0.1 at epochs 76, 91, 101); WRN-34-10 robust model guided by a ResNet-18.
+``train_lbgat_cifar100.py``), the defaults: gamma = 1 (plain ``nn.MSELoss``), beta = 0
+(``LBGAT0``); TRADES's KL attack (not the manuscript's CE-PGD) even at beta = 0, 10 steps
+of 0.007 at eps = 0.031 (``alpha`` ~ ``0.226 eps``; the package's TRADES default ``eps / 4``
+is kept); the natural model's logits not detached, the natural model in training mode; the
+robust model also runs the clean batch in training mode at every step, even at beta = 0
+(its ``out_natural``), so its BatchNorm running statistics follow the adversarial and then
+the clean batch: this module does the same (without a graph when beta = 0). One SGD over
+both networks (LR 0.1, momentum 0.9, weight decay 2e-4, batch 128, 100 epochs; LR 0.02 in
+the first epoch, x0.1 at epochs 76, 91, 101 (1-based)); WRN-34-10 robust model guided by a
+ResNet-18.
 
 Deviations: the natural model has its own SGD (the run's momentum and weight decay, LR
 following the run's schedule), equivalent to the code's shared optimizer with two
@@ -101,9 +117,17 @@ class LBGAT(TRADES):
                                                 momentum=context.momentum, weight_decay=context.weight_decay)
 
     def loss(self, model, batch: Batch, x_adv):
+        """The loss of the module docstring. Forwards in the code's order: the robust model on
+        ``x_adv`` and on ``x`` (always: its BatchNorm statistics see the clean batch too, as in
+        the code; without a graph when ``beta = 0``), then the natural model on ``x``."""
         self._guide.train(model.training)
         logits_adv = model(x_adv)
-        logits_clean = model(batch.x) if self.beta else None
+        if self.beta:
+            logits_clean = model(batch.x)
+        else:
+            with torch.no_grad():
+                model(batch.x)  # the code's out_natural: only its BatchNorm statistics count
+            logits_clean = None
         logits_guide = self._guide(batch.x)
         return lbgat_loss(logits_adv, logits_guide, batch.y, self.gamma, self.beta, logits_clean), logits_adv
 

@@ -28,7 +28,10 @@ authors' code (Alexkael/Randomized-Adversarial-Training,
 
 Defaults (the code): 10 attack steps of 2/255 at 8/255 (``alpha_step = eps / 4``; the
 package's ``alpha`` is that step, the Taylor weight is ``taylor``), WRN-34-10, SGD LR 0.1
-(momentum 0.9, weight decay 5e-4) divided by 10 at epochs 100 and 150 of 200, batch 128.
+(momentum 0.9, weight decay 5e-4) divided by 10 from epochs 100 and 150 (1-based; 99 and 149
+0-based) of 200, batch 128. PIAT (Sec. V-A) trains its RAT baseline in its own common
+setting (ResNet-18 / WRN-32-10, 120 / 180 epochs, linearly decayed LR, PGD-10 with step
+2/255 at 8/255, TRADES's beta = 6) and states no RAT-specific value.
 
 Deviations and choices: the paper's equations could not be consulted here; the terms
 are the code's. The code builds *both* second-order labels from ``t2_adv - t2_nat`` (its
@@ -37,6 +40,10 @@ are the code's. The code builds *both* second-order labels from ``t2_adv - t2_na
 ``second_order="code"`` reproduces the code. Noise is added to every convolution's
 parameters (the code: parameters whose name contains ``conv``) and removed again exactly.
 A gap vector without spread gives uniform off-diagonal labels (the code divides by zero).
+The code runs the training-mode network eight times per step (twice for the gradients, six
+times for the loss terms, alternating clean and adversarial batches), so its BatchNorm
+running statistics take eight updates per step; this module forwards each batch once (two
+updates), the values of the loss being the same.
 The AWP-based variant of the code (``AWP_first_second``) is not implemented.
 """
 from __future__ import annotations
