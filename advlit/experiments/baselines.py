@@ -11,7 +11,8 @@ in :mod:`advlit.methods` states its defaults and its deviations from the origina
 gets 12 epochs (as ATAS gives it 12 against 30 for single-step methods). The PGD-based
 methods (LBGAT, MAIL, CFA, RAT) use the PIAT chapter's cpu budget (PGD-3 with step eps / 2,
 15 epochs, piecewise LR 0.1) so they can stand next to the ``piat.*`` runs; their
-epoch-counted settings (MAIL's burn-in, CFA's start) are scaled to those 15 epochs.
+epoch-counted settings (MAIL's burn-in) are scaled to those 15 epochs (CFA recalibrates
+after every epoch, its paper's Alg. 1, at both profiles).
 DyART's radius settings are scaled from 8/255 to eps = 0.2 (``r0 = 2 eps``, ``a r0``
 unchanged). None of these cpu settings has been tuned.
 
@@ -94,7 +95,8 @@ EXPERIMENTS = {
         "cpu": dict(_PGD_CPU, method_args={"steps": 3, "begin": 1}),
         "gpu": {"model": "preact_resnet18", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep",
                 "milestones": [100, 150], "alpha_ratio": 0.25,
-                "method_args": {"steps": 10, "base": "trades", "beta": 6.0, "begin": 10}},
+                "method_args": {"steps": 10, "base": "trades", "beta": 6.0, "lambda_1": 0.3, "lambda_2": 0.5,
+                                "begin": 1}},
     },
     "baselines.rat": {
         "common": {"method": "rat"},
@@ -136,7 +138,9 @@ GPU_DEVIATIONS = {
                                   "train.py, MAIL from epoch 75 on (the code resumes from the base's epoch-75 "
                                   "checkpoint; here the same run continues)",
     ("baselines.cfa", "method_args.fawa"): "FAWA (weight averaging over epochs with a good worst-class validation "
-                                           "accuracy) is not implemented: a Method sees no validation accuracy",
+                                           "accuracy) is not implemented: a Method sees no validation accuracy; so "
+                                           "the whole training set is trained on, not the paper's 98 % (2 % of each "
+                                           "class held out for FAWA)",
     ("baselines.rat", "method_args.second_order"): "the default pairs the second-order labels like the first-order "
                                                    "ones; second_order='code' reproduces the official code",
 }
