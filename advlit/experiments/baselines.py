@@ -122,14 +122,20 @@ GPU_DEVIATIONS = {
                                     "and 40 epochs of P-SGD in one run",
     ("baselines.gat", "milestones"): "the code divides the LR after epochs 70 and 85 (0-based), i.e. from epochs "
                                      "71 and 86 on; lambda x4 from epoch 86",
-    ("baselines.dyart", "model"): "the paper's WRN-28-10 uses Swish activations and 1M extra DDPM images; the "
-                                  "package's WRN-28-10 has ReLU (a new model is a change of advlit/models, frozen) "
-                                  "and no extra data is used",
+    ("baselines.dyart", "model"): "the code's WRN-28-10 uses Swish activations; the package's WRN-28-10 has ReLU "
+                                  "(a new model is a change of advlit/models, frozen); no extra data is used, as "
+                                  "in the code's Cifar10_DyART.sh (its _additional_data script adds 1M DDPM images)",
     ("baselines.dyart", "lr_schedule"): "the code's warm-up cosine (OneCycleLR, pct_start 0.025) is not among "
                                         "advlit/schedules.py's shapes; /10 at 50 % and 75 % of the DyART epochs "
                                         "stands in",
     ("baselines.dyart", "epochs"): "10 epochs of clean training (the code loads a clean model's epoch-10 "
                                    "checkpoint) + 200 DyART epochs in one run",
+    ("baselines.dyart", "momentum"): "the code's SGD uses Nesterov momentum 0.9 and no weight decay on BatchNorm "
+                                     "parameters; the trainer's SGD has plain momentum 0.9 and decays every weight",
+    ("baselines.dyart", "method_args.weight_averaging"): "the code keeps an EMA of the weights (decay 0.995, "
+                                                         "Gowal et al.'s warm-up), evaluates and selects it and "
+                                                         "starts DyART from the clean run's averaged weights; the "
+                                                         "trainer has no weight averaging",
     ("baselines.lbgat", "milestones"): "the code's LR is 0.02 in the first epoch (a warm-up the package's schedules "
                                        "cannot express), then 0.1, /10 from epochs 76 and 91 (1-based)",
     ("baselines.lbgat", "model"): "the code trains CIFAR-100; on CIFAR-10 the same WRN-34-10 robust model and "
