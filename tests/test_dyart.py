@@ -68,3 +68,55 @@ def test_dynamics_term_by_hand():
     loss, _ = method.loss(model, batch, x_b)
     ce = nn.functional.cross_entropy(model(batch.x), batch.y)
     assert loss.item() == pytest.approx(ce.item() + lam * term.item(), rel=1e-5)
+
+
+class ModeLog(TwoClassLinear):
+    """The linear model, recording per forward pass whether it ran in training mode."""
+
+    def __init__(self, w, b):
+        super().__init__(w, b)
+        self.modes: list[bool] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return super().forward(x)
+
+
+def test_search_in_eval_mode_boundary_term_and_ce_in_training_mode():
+    """The code finds x_b and the weights' input gradient in eval mode, then back in training
+    mode evaluates phi(x_b) (the term's forward pass) and the clean CE."""
+    model, batch = ModeLog(W, B), _batch()
+    method = build_method("dyart", 0.1, r0=0.3, iters=20, bisect=5)
+    model.train()
+    x_b = method.perturb(model, batch)
+    assert model.modes and not any(model.modes) and model.training
+    model.modes.clear()
+    method.boundary_term(model, batch, x_b)
+    assert model.modes[-1] and not any(model.modes[:-1])  # weights (eval), then the term (training)
+    model.modes.clear()
+    method.loss(model, batch, x_b)
+    assert model.modes[0] and model.modes[-1]  # the clean CE and the term in training mode
+
+
+def test_clean_epochs_train_plain_ce_without_clipping():
+    """Before ``clean_epochs`` the step is CE on x with the unclipped gradient (the code's clean
+    burn-in has no --clip_grad); afterwards the boundary term joins and the gradient norm is
+    clipped to ``clip_grad``."""
+    batch = _batch()
+    model = TwoClassLinear([4.0, -8.0, 2.0, 2.0], 0.0)  # a CE gradient of norm about 0.3, above the clip
+    method = build_method("dyart", 0.1, clean_epochs=1, clip_grad=0.1, r0=0.3)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    start = [p.detach().clone() for p in model.parameters()]
+    ce = nn.functional.cross_entropy(model(batch.x), batch.y)
+    clean = Batch(batch.x, batch.y, batch.idx, epoch=0)
+    assert method.loss(model, clean, method.perturb(model, batch))[0].item() == pytest.approx(ce.item())
+    want = torch.autograd.grad(ce, list(model.parameters()))
+    row = method.step(model, opt, Batch(batch.x, batch.y, batch.idx, epoch=0))
+    assert row["loss"] == pytest.approx(ce.item(), rel=1e-6)
+    for p, p0, g in zip(model.parameters(), start, want):
+        assert torch.allclose(p0 - p.detach(), g, atol=1e-6)
+    assert torch.cat([g.flatten() for g in want]).norm() > 0.2  # twice the clip
+    start = [p.detach().clone() for p in model.parameters()]
+    method.step(model, opt, Batch(batch.x, batch.y, batch.idx, epoch=1))
+    moved = torch.cat([(p0 - p.detach()).flatten() for p, p0 in zip(model.parameters(), start)])
+    assert moved.norm() == pytest.approx(0.1, rel=1e-4)

@@ -11,7 +11,8 @@ in :mod:`advlit.methods` states its defaults and its deviations from the origina
 gets 12 epochs (as ATAS gives it 12 against 30 for single-step methods). The PGD-based
 methods (LBGAT, MAIL, CFA, RAT) use the PIAT chapter's cpu budget (PGD-3 with step eps / 2,
 15 epochs, piecewise LR 0.1) so they can stand next to the ``piat.*`` runs; their
-epoch-counted settings (MAIL's burn-in, CFA's start) are scaled to those 15 epochs.
+epoch-counted settings (MAIL's burn-in) are scaled to those 15 epochs (CFA recalibrates
+after every epoch, its paper's Alg. 1, at both profiles).
 DyART's radius settings are scaled from 8/255 to eps = 0.2 (``r0 = 2 eps``, ``a r0``
 unchanged). None of these cpu settings has been tuned.
 
@@ -96,7 +97,8 @@ EXPERIMENTS = {
         "cpu": dict(_PGD_CPU, method_args={"steps": 3, "begin": 1}),
         "gpu": {"model": "preact_resnet18", "epochs": 200, "lr": 0.1, "lr_schedule": "multistep",
                 "milestones": [100, 150], "alpha_ratio": 0.25,
-                "method_args": {"steps": 10, "base": "trades", "beta": 6.0, "begin": 10}},
+                "method_args": {"steps": 10, "base": "trades", "beta": 6.0, "lambda_1": 0.3, "lambda_2": 0.5,
+                                "begin": 1}},
     },
     "baselines.rat": {
         "common": {"method": "rat"},
@@ -134,14 +136,20 @@ GPU_DEVIATIONS = {
                                                         "(the method's default 1 keeps 8/255)",
     ("baselines.gat", "milestones"): "the code divides the LR after epochs 70 and 85 (0-based), i.e. from epochs "
                                      "71 and 86 on; lambda x4 from epoch 86",
-    ("baselines.dyart", "model"): "the paper's WRN-28-10 uses Swish activations and 1M extra DDPM images; the "
-                                  "package's WRN-28-10 has ReLU (a new model is a change of advlit/models, frozen) "
-                                  "and no extra data is used",
+    ("baselines.dyart", "model"): "the code's WRN-28-10 uses Swish activations; the package's WRN-28-10 has ReLU "
+                                  "(a new model is a change of advlit/models, frozen); no extra data is used, as "
+                                  "in the code's Cifar10_DyART.sh (its _additional_data script adds 1M DDPM images)",
     ("baselines.dyart", "lr_schedule"): "the code's warm-up cosine (OneCycleLR, pct_start 0.025) is not among "
                                         "advlit/schedules.py's shapes; /10 at 50 % and 75 % of the DyART epochs "
                                         "stands in",
     ("baselines.dyart", "epochs"): "10 epochs of clean training (the code loads a clean model's epoch-10 "
                                    "checkpoint) + 200 DyART epochs in one run",
+    ("baselines.dyart", "momentum"): "the code's SGD uses Nesterov momentum 0.9 and no weight decay on BatchNorm "
+                                     "parameters; the trainer's SGD has plain momentum 0.9 and decays every weight",
+    ("baselines.dyart", "method_args.weight_averaging"): "the code keeps an EMA of the weights (decay 0.995, "
+                                                         "Gowal et al.'s warm-up), evaluates and selects it and "
+                                                         "starts DyART from the clean run's averaged weights; the "
+                                                         "trainer has no weight averaging",
     ("baselines.lbgat", "milestones"): "the code's LR is 0.02 in the first epoch (a warm-up the package's schedules "
                                        "cannot express), then 0.1, /10 from epochs 76 and 91 (1-based)",
     ("baselines.lbgat", "model"): "the code trains CIFAR-100; on CIFAR-10 the same WRN-34-10 robust model and "
@@ -151,7 +159,9 @@ GPU_DEVIATIONS = {
                                   "same run (the first release resumes MAIL at epoch 75 from the base's state after 70 "
                                   "epochs, the current train.py from epoch 76)",
     ("baselines.cfa", "method_args.fawa"): "FAWA (weight averaging over epochs with a good worst-class validation "
-                                           "accuracy) is not implemented: a Method sees no validation accuracy",
+                                           "accuracy) is not implemented: a Method sees no validation accuracy; so "
+                                           "the whole training set is trained on, not the paper's 98 % (2 % of each "
+                                           "class held out for FAWA)",
     ("baselines.rat", "method_args.second_order"): "the default pairs the second-order labels like the first-order "
                                                    "ones; second_order='code' reproduces the official code",
 }

@@ -1,35 +1,51 @@
-"""CFA: Class-wise calibrated Fair Adversarial training (Wei, Wang, Guo & Wang, CVPR 2023).
+"""CFA: Class-wise calibrated Fair Adversarial training (Wei, Wang, Guo & Wang, CVPR 2023,
+pp. 8193-8201, the CVF open-access version read; arXiv 2303.14460).
 
 Classes differ in how hard they are to make robust; CFA gives each class its own training
-configuration, calibrated from the class-wise *training* robust accuracy ``r_k`` of the
-previous epoch:
+configuration, calibrated from the class-wise *training* robust accuracy ``r_k`` (the paper's
+``t_k``) of the previous epoch:
 
-- CCM (class-wise calibrated margin): class k is attacked with its own radius
+- CCM (class-wise calibrated margin, Eq. 6): class k is attacked with its own radius
   ``eps_k = (lambda_1 + r_k) * eps`` (harder classes, with a small ``r_k``, get a smaller
   margin, easy classes a larger one, up to ``(lambda_1 + 1) eps``);
-- CCR (class-wise calibrated regularisation, TRADES only): class k uses the TRADES
-  trade-off ``beta_k = (lambda_2 + r_k) beta / (1 + (lambda_2 + r_k) beta)`` in the loss
-  ``(1/B) sum_i [(1 - beta_{y_i}) CE(f(x_i), y_i) + beta_{y_i} KL(f(x_i) || f(x_adv_i))]``
-  (for every class ``beta / (1 + beta)`` this is TRADES divided by ``1 + beta``);
-- FAWA (fairness-aware weight averaging): an EMA of the weights over the epochs whose
-  worst-class *validation* robust accuracy exceeds a threshold.
+- CCR (class-wise calibrated regularisation, TRADES only, Eqs. 7-8): class k has the TRADES
+  weight ``beta_k = (lambda_2 + r_k) beta`` in the loss
+  ``(1/B) sum_i [CE(f(x_i), y_i) + beta_{y_i} KL(f(x_i) || f(x_adv_i))] / (1 + beta_{y_i})``,
+  i.e. ``(1 - b) CE + b KL`` with ``b = beta_k / (1 + beta_k)`` (the KL target
+  ``f(x_i)`` is not detached, as in TRADES); before any calibration every class has
+  ``beta_k = beta`` (Alg. 1), TRADES divided by ``1 + beta``;
+- FAWA (fairness-aware weight averaging, Sec. 4.3): an EMA of the weights over the epochs
+  whose worst-class *validation* robust accuracy exceeds a threshold.
 
-Both calibrations start at epoch ``begin``; before it every class uses ``eps`` and
-``beta / (1 + beta)``. ``r_k`` is measured on the training batches' adversarial logits (the
-training forward pass) over the previous epoch.
+Alg. 1 ("TRADES with CFA") trains every epoch with the current ``eps_y``, ``beta_y`` and
+recalibrates both from ``r_k`` at the end of every epoch, from the first on: ``begin = 1``
+(the first epoch trained with calibrated settings; ``0`` means the same). Its CCR line
+prints ``(lambda_2 + t_k) * epsilon``, a misprint of Eq. 7, which is what is implemented.
+``r_k`` is measured on the training batches' adversarial logits (the training forward pass,
+before the update) over the previous epoch.
 
-Facts from the authors' code (PKU-ML/CFA, ``train.py``, ``attack.py``), the defaults here:
-``lambda_1 = lambda_2 = 0.5``, ``begin = 10``, TRADES with beta = 6 (``base="trades"``; the
-code's default mode), PGD-10 with step 2/255 at 8/255 (``alpha = eps / 4``); the AT
-attack runs in the model's current (training) mode from a uniform start, the TRADES
-attack in eval mode from ``x + 0.001 N(0, I)``, both projected to each example's own
-``eps_{y_i}``. PreActResNet-18, 200 epochs, SGD LR 0.1 (momentum 0.9, weight decay 5e-4)
-divided by 10 at 50 % and 75 % of training, batch 128.
+The paper's settings (Sec. 5.1), the defaults here: ``lambda_1 = 0.3`` for TRADES and ``0.5``
+for AT (TRADES reaches a higher training robust accuracy than AT; ``lambda_1=None`` picks
+by ``base``), ``lambda_2 = 0.5``, TRADES with ``beta = 6`` (``base="trades"``), eps =
+8/255; PreActResNet-18, 200 epochs, SGD (momentum 0.9, weight decay 5e-4) with LR 0.1
+divided by 10 after epochs 100 and 150; FAWA with decay 0.85 from epoch 50 and threshold 0.2
+on a validation split of 2 % of each class (training on the other 98 %).
+
+Facts from the authors' code (PKU-ML/CFA, ``train.py``, ``attack.py``): PGD-10 with step
+2/255 at 8/255 (``alpha = eps / 4``; the paper's main text states neither); the AT attack runs in
+the model's current (training) mode from a uniform start, the TRADES attack in eval mode from
+``x + 0.001 N(0, I)``, both projected to each example's own ``eps_{y_i}``. Where the code
+differs from the paper it is an option: the code's single ``--lambda-1`` default 0.5 (for
+TRADES too) is ``lambda_1=0.5``; the code's ``--begin 10`` (no calibration in the first 10
+epochs) is ``begin=10``.
 
 Deviations: FAWA is not implemented (it needs the class-wise validation accuracy and a
 second, averaged model, which a :class:`~advlit.methods.base.Method` does not see); ``r_k``
 is the class's own accuracy (correct / seen of class k; the code's ``K * correct_k / N``
 is the same on balanced data); a class not seen in an epoch keeps its settings.
+
+PIAT (Liu et al.), which compares against CFA in its Tables I and II, states no setting of
+CFA's own (no ``base``, ``lambda_1`` or ``lambda_2``), only its common CNN protocol (Sec. V-A).
 """
 from __future__ import annotations
 
@@ -45,13 +61,17 @@ from advlit.utils import ConfigError
 BASES = ("at", "trades")
 
 
+#: the paper's base perturbation budget ``lambda_1`` per base (Sec. 5.1)
+LAMBDA_1 = {"at": 0.5, "trades": 0.3}
+
+
 def calibrated_eps(robust_acc: Tensor, eps: float, lambda_1: float) -> Tensor:
-    """CCM: ``(lambda_1 + r_k) * eps`` per class, capped at 1."""
+    """CCM (Eq. 6): ``(lambda_1 + r_k) * eps`` per class, capped at 1."""
     return ((lambda_1 + robust_acc) * eps).clamp(max=1.0)
 
 
 def calibrated_beta(robust_acc: Tensor, beta: float, lambda_2: float) -> Tensor:
-    """CCR: ``(lambda_2 + r_k) beta / (1 + (lambda_2 + r_k) beta)`` per class."""
+    """CCR (Eqs. 7-8): ``beta_k / (1 + beta_k)`` with ``beta_k = (lambda_2 + r_k) beta``, per class."""
     b = (lambda_2 + robust_acc) * beta
     return b / (1 + b)
 
@@ -64,16 +84,19 @@ def _per_class(key: str, doc: str) -> property:
 
 @register("cfa")
 class CFA(Method):
-    """CFA (CCM + CCR) over ``base`` (``"trades"`` or ``"at"``); see the module docstring."""
+    """CFA (CCM + CCR, Alg. 1) over ``base`` (``"trades"`` or ``"at"``); ``lambda_1=None``: the
+    paper's 0.3 for TRADES, 0.5 for AT. See the module docstring."""
 
     def __init__(self, eps: float, alpha: float | None = None, steps: int = 10, base: str = "trades",
-                 beta: float = 6.0, ccm: bool = True, ccr: bool = True, lambda_1: float = 0.5,
-                 lambda_2: float = 0.5, begin: int = 10):
+                 beta: float = 6.0, ccm: bool = True, ccr: bool = True, lambda_1: float | None = None,
+                 lambda_2: float = 0.5, begin: int = 1):
         super().__init__(eps, alpha)
         if int(steps) < 1:
             raise ConfigError(f"cfa: steps must be >= 1, got {steps}")
         if base not in BASES:
             raise ConfigError(f"cfa: base must be one of {BASES}, got {base!r}")
+        if lambda_1 is None:
+            lambda_1 = LAMBDA_1[base]
         if beta < 0 or lambda_1 < 0 or lambda_2 < 0 or int(begin) < 0:
             raise ConfigError(f"cfa: beta, lambda_1, lambda_2 and begin must be >= 0, got {beta}, {lambda_1}, "
                               f"{lambda_2}, {begin}")
@@ -144,7 +167,8 @@ class CFA(Method):
         return step_metrics(loss, logits, batch.y)
 
     def on_epoch_end(self, model, epoch):
-        """Calibrate each class's eps (CCM) and beta (CCR) for the next epoch."""
+        """Calibrate each class's eps (CCM, Eq. 6) and beta (CCR, Eq. 7) for the next epoch
+        (Alg. 1's end-of-epoch update) when the next epoch is ``begin`` or later."""
         seen = self._seen > 0
         robust = torch.where(seen, self._correct / self._seen.clamp_min(1), torch.zeros_like(self._correct))
         if epoch + 1 >= self.begin:

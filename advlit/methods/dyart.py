@@ -1,5 +1,6 @@
 """DyART: Dynamics-Aware Robust Training (Xu, Sun, Goldblum, Goldstein & Huang, ICLR 2023,
-"Exploring and Exploiting Decision Boundary Dynamics for Adversarial Robustness").
+"Exploring and Exploiting Decision Boundary Dynamics for Adversarial Robustness",
+https://openreview.net/forum?id=aRTKuscKByJ, arXiv 2302.03015).
 
 Instead of training on adversarial examples, DyART directly increases the *robust radius*
 ``R(x)`` of correctly classified points, i.e. the (L-inf) distance from ``x`` to its closest
@@ -9,30 +10,45 @@ point ``x_b`` on the decision boundary ``{phi = 0}``, where ``phi`` is a soft lo
 
 The speed at which training moves the boundary at ``x_b`` gives the paper's closed form of
 the decision-boundary dynamics, ``dR/dtheta = (d phi(x_b)/d theta) / || grad_x phi(x_b) ||_1``
-(the dual norm of L-inf), so a non-increasing ``h`` of the radius is maximised through
+(the dual norm of L-inf). DyART increases ``sum_i h(R_i)`` for an increasing, concave ``h``
+(the code's ``h_prime`` is its slope ``h'``, non-increasing, so the points with the
+*smallest* radii weigh most), whose gradient ``sum_i h'(R_i) dR_i/dtheta`` is that of
 
     L = CE(f(x), y) + lambda * (1/B) sum_{i in boundary} w_i * ( -phi(x_b,i) ),
-    w_i = h'(R_i) / || grad_x phi(x_b,i) ||_1   (a constant),   h'(r) = exp(-a r) 1[r < r_0],
+    w_i = h'(R_i) / || grad_x phi(x_b,i) ||_1   (a constant),   h'(r) = exp(-a r) 1[r < r_0].
 
-which prioritises the points with the *smallest* radii. ``x_b`` is searched only
-for points with ``phi(x) > 0``; points where the search fails add nothing.
+``x_b`` is searched only for points with ``phi(x) > 0``; points where the search fails add
+nothing.
 
-Facts from the authors' code (umd-huang-lab/Dynamics-Aware-Robust-Training,
-``core/DyART/DyART_Linf.py``, ``scripts/Cifar10_DyART.sh``), the defaults here: lambda =
-1000, T = 5, a = 3, r_0 = 16/255, 20 boundary-search iterations, the weights not normalised
-(``1/B`` over the whole batch), the search in eval mode, gradient-norm clipping at 0.1.
-WRN-28-10 (Swish) on CIFAR-10, batch 256, SGD LR 0.1 with a warm-up cosine schedule over 200
-epochs, starting from a checkpoint after 10 epochs of clean training.
+The paper's own text (its equations, algorithm and appendix settings) could not be read
+for this package: only its abstract was available. What follows is checked against the
+authors' code (Yuancheng-Xu/Dynamics-Aware-Robust-Training, now umd-huang-lab/...):
+``core/DyART/DyART_Linf.py`` (the loss above: clean CE over the whole batch plus
+``lam_robust`` times ``-(1/B) sum w_i phi(x_b,i)``, the weights not normalised, ``B`` the
+whole batch), ``core/DyART/FAB/FAB_scalar_boundary.py``, ``core/utils_gowal21/watrain.py``,
+``parser.py`` and ``scripts/Cifar10_DyART.sh``, ``scripts/Cifar10_clean_training.sh``. The
+defaults here are the CIFAR-10 script's: lambda = 1000, T = 5, a = 3, r_0 = 16/255, 20
+boundary-search iterations, gradient-norm clipping at 0.1. The boundary search, the weights'
+input gradient and the check ``phi(x) > 0`` run in eval mode; the forward pass of the
+boundary term runs in training mode (on the boundary points alone), as does the clean CE.
+WRN-28-10 (Swish) on CIFAR-10, batch 256, SGD LR 0.1 (Nesterov momentum 0.9, weight decay
+5e-4 except on BatchNorm parameters) with a warm-up cosine schedule over 200 epochs,
+starting from the weight-averaged model after 10 epochs of clean training; that clean
+burn-in (``clean_epochs`` here) is trained without gradient clipping (its script sets no
+``--clip_grad``), so clipping applies to the DyART epochs only.
 
 Deviations: the closest boundary point is found by the code with FAB (the box-constrained
-L-inf projection with biased and backward steps, adapted to ``phi``); here by the same
-core step without the box-aware projection, the linearised L-inf projection onto
-``{phi = 0}`` (``x <- clip_[0,1](x - eta phi / ||grad phi||_1 sign(grad phi))``, overshoot
-``eta = 1.05``, FAB's), repeated until ``phi < 0``, followed by a bisection on the segment
-from ``x`` (``bisect`` steps) that puts ``x_b`` just across the boundary. So ``x_b`` is a
-boundary point along the search path, not always the locally closest one; of the code's
-"high-quality" filters only ``phi(x_b) > -0.3`` is applied. The clean warm start is
-``clean_epochs`` epochs of CE training inside the run (default 0).
+L-inf projection with biased and backward steps, adapted to ``phi``, from a random start at
+L-inf distance ``eps_FAB / 2 = 4/255``); here by the same core step without the box-aware
+projection, the biased and backward steps and the random start: the linearised L-inf
+projection onto ``{phi = 0}`` (``x <- clip_[0,1](x - eta phi / ||grad phi||_1 sign(grad phi))``,
+overshoot ``eta = 1.05``, FAB's), from ``x``, repeated until ``phi < 0``, followed by a
+bisection on the segment from ``x`` (``bisect`` steps) that puts ``x_b`` just across the
+boundary. So ``x_b`` is a boundary point along the search path, not always the locally
+closest one; of the code's "high-quality" filters only ``phi(x_b) > -0.3`` is applied. The
+clean warm start is ``clean_epochs`` epochs of CE training inside the run (default 0). The
+code's weight averaging (an EMA of the weights, decay 0.995, which it evaluates and selects)
+is not part of a method (see :mod:`advlit.experiments.baselines`).
 """
 from __future__ import annotations
 
@@ -154,11 +170,14 @@ class DyART(Method):
         return loss, logits
 
     def step(self, model, optimizer, batch: Batch) -> dict:
-        x_b = self.perturb(model, batch) if batch.epoch >= self.clean_epochs else batch.x
+        """One update; in the clean epochs plain CE without gradient clipping (the code's clean
+        burn-in script sets no ``--clip_grad``)."""
+        dyart = batch.epoch >= self.clean_epochs
+        x_b = self.perturb(model, batch) if dyart else batch.x
         loss, logits = self.loss(model, batch, x_b)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.clip_grad is not None:
+        if self.clip_grad is not None and dyart:
             nn.utils.clip_grad_norm_(model.parameters(), self.clip_grad)
         optimizer.step()
         return step_metrics(loss, logits, batch.y)
