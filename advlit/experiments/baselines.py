@@ -14,7 +14,10 @@ methods (LBGAT, MAIL, CFA, RAT) use the PIAT chapter's cpu budget (PGD-3 with st
 epoch-counted settings (MAIL's burn-in) are scaled to those 15 epochs (CFA recalibrates
 after every epoch, its paper's Alg. 1, at both profiles).
 DyART's radius settings are scaled from 8/255 to eps = 0.2 (``r0 = 2 eps``, ``a r0``
-unchanged). None of these cpu settings has been tuned.
+unchanged). Sub-AT's subspace phase attacks at eps at cpu (``sub_eps_factor`` 1, an earlier
+setting of its code), not at the 2 eps of the code's current ``run.sh`` (the gpu entry): on
+digits16 that would be a radius of 0.4, a budget that can erase a digit, and the comparison
+chapter's protocol evaluates at eps. None of these cpu settings has been tuned.
 
 ``gpu``: the original paper's (or its official code's) CIFAR-10 setting as far as it is
 stated; where the package cannot express it, :data:`GPU_DEVIATIONS` says how it differs
