@@ -450,8 +450,8 @@ fastat_table
 #   (`advlit compare`) read the same records.
 # - Cost is measured side by side in one process; the records' own seconds are shown beside it
 #   because they come from runs made under different loads.
-# - A gap of more than 5 points between PGD-50 and AutoAttack is flagged for every method and
-#   checkpoint: rank methods by the AutoAttack column.
+# - A gap of more than 5 points between PGD-50 and AutoAttack, both on AutoAttack's images, is
+#   flagged for every method and checkpoint: rank methods by the AutoAttack column.
 #
 # <!-- reread: the takeaways about the results (the Pareto front, the collapses, the compositions against their bases) once the cpu records exist -->
 #
