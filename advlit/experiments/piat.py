@@ -58,7 +58,7 @@ _GPU = dict(model="resnet18", method_args={"steps": 10}, alpha_ratio=0.25, epoch
             lr_schedule="linear_decay", milestones=[60, 90, 120], weight_decay=3.5e-3, val_attack="pgd-20",
             final_attacks=["clean", "pgd-20", "cw-20", "aa"])
 #: the ViT entries (Table IV): see the module docstring
-_VIT_CPU = dict(_CPU, model="vit_tiny_digits")
+_VIT_CPU = dict(_CPU, model="vit_tiny_digits", model_args={})  # not the profile's conv_net arguments
 _VIT_GPU = dict(model="vit_base", model_args={"patch": 4}, method_args={"steps": 10}, alpha_ratio=0.25, epochs=40,
                 lr=0.1, lr_schedule="multistep", milestones=[36, 38], weight_decay=1e-4, val_attack="pgd-20",
                 final_attacks=["clean", "pgd-20", "aa"])
