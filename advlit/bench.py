@@ -322,7 +322,7 @@ def same_machine(*timings: dict) -> bool | None:
 
 
 def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: str | None = None,
-                     refresh: bool = False) -> dict:
+                     refresh: bool = False, first_epoch: dict | None = None) -> dict:
     """Seconds per training epoch of each named experiment of ``chapter``, measured back to
     back in one process: every round trains ``epochs`` epochs (no validation) of each
     experiment in turn, so a change of machine load hits all of them.
@@ -334,17 +334,27 @@ def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: st
     made by, and reused while they and ``epochs`` / ``rounds`` match (``refresh=True``
     measures again). The ATAS (``atas_timing.json``), LAST (``last_timing.json``) and basics
     (``basics_standin_timing.json``) chapters time their methods through this function.
+
+    ``first_epoch`` (``{name: epoch}``, default 0) starts the timed epochs of a method at a
+    later epoch index, for a method whose first epochs do other work than the rest (DyART's
+    clean warm-up epochs): its trainer trains epoch ``first_epoch + r * epochs + e`` in round
+    ``r``, without training the epochs before (the work of an epoch does not depend on them).
     """
     from advlit.results import code_fingerprint
     from advlit.train import Trainer, environment
 
     names = list(names)
     configs = {n: chapter.config(n) for n in names}
+    first = {n: int(e) for n, e in (first_epoch or {}).items() if int(e)}
+    unknown = sorted(set(first) - set(names))
+    if unknown:
+        raise ConfigError(f"first_epoch names experiments that are not timed: {', '.join(unknown)}")
     key = {n: [c.hash(), code_fingerprint(c)] for n, c in configs.items()}
     path = Path(chapter.results_dir) / cache if cache else None
     if path is not None and path.exists() and not refresh:
         cached = json.loads(path.read_text())
         if (cached.get("key") == key and cached.get("epochs") == epochs and cached.get("rounds") == rounds
+                and cached.get("first_epoch", {}) == first
                 and "steps_per_epoch" in cached):  # a file of the chapters' earlier timing format is measured again
             return cached
     trainers = {n: Trainer(c, progress=False) for n, c in configs.items()}
@@ -353,10 +363,12 @@ def time_experiments(chapter, names, epochs: int = 1, rounds: int = 1, cache: st
         for n in names:
             for e in range(epochs):
                 t0 = time.perf_counter()
-                trainers[n].train_epoch(r * epochs + e)
+                trainers[n].train_epoch(first.get(n, 0) + r * epochs + e)
                 seconds[n].append(time.perf_counter() - t0)
     out = {"key": key, "epochs": epochs, "rounds": rounds, "seconds": seconds,
            "steps_per_epoch": {n: t.steps_per_epoch for n, t in trainers.items()}, "environment": environment()}
+    if first:
+        out["first_epoch"] = first
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1))

@@ -11,7 +11,8 @@ read only (it never trains), and builds
   :func:`advlit.analysis.overfitting.catastrophic_overfitting`); seconds per epoch, training
   seconds per run and the cost ratio to FGSM-RS; and a gradient-masking flag where the mean
   AutoAttack accuracy lies more than :data:`MASKING_GAP` points below the mean PGD-50
-  accuracy. A method without a current record is a row that says ``missing``: no number is
+  accuracy on the same images (:mod:`advlit.analysis.masking`: at the cpu profile AutoAttack
+  runs on a subset of the test split, where PGD-50 is evaluated again). A method without a current record is a row that says ``missing``: no number is
   ever filled in;
 * :func:`plot_cost_robustness` (AutoAttack against training cost, the seed spread as error
   bars, the Pareto front marked) and :func:`plot_clean_robustness` (AutoAttack against clean).

@@ -10,6 +10,7 @@ from advlit.analysis.standin import candidate_row, collapses, plateau_gain
 from advlit.bench import same_machine, time_experiments
 from advlit.experiments import PROFILES, basics, get_config
 from advlit.train import cpu_name
+from advlit.utils import ConfigError
 
 from helpers import tiny_config
 
@@ -97,3 +98,31 @@ def test_same_machine_compares_processor_and_threads_and_is_unknown_without_a_re
     assert same_machine(intel, amd) is False
     assert same_machine(intel, two_threads) is False
     assert same_machine(intel, {"seconds": {}}) is None  # a timing file made before the field existed
+
+
+def test_first_epoch_starts_a_methods_timed_epochs_later_and_keys_the_cache(tmp_path, monkeypatch):
+    """DyART's first epochs train on clean data only: the chapter times its later epochs."""
+    import advlit.train
+
+    seen = {}
+
+    class FakeTrainer:
+        steps_per_epoch = 3
+
+        def __init__(self, config, progress=False):
+            self.name = config.method
+
+        def train_epoch(self, epoch):
+            seen.setdefault(self.name, []).append(epoch)
+
+    monkeypatch.setattr(advlit.train, "Trainer", FakeTrainer)
+    chapter = _Chapter(tmp_path, {"a": tiny_config(epochs=1), "b": tiny_config(method="standard", epochs=1)})
+    out = time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="t.json", first_epoch={"b": 3})
+    assert seen == {"fgsm_rs": [0, 1], "standard": [3, 4]} and out["first_epoch"] == {"b": 3}
+    seen.clear()
+    assert time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="t.json", first_epoch={"b": 3}) == out
+    assert seen == {}  # the cache was made with the same first epochs
+    time_experiments(chapter, ["a", "b"], epochs=1, rounds=2, cache="t.json")
+    assert seen == {"fgsm_rs": [0, 1], "standard": [0, 1]}  # other first epochs: measured again
+    with pytest.raises(ConfigError, match="not timed"):
+        time_experiments(chapter, ["a"], first_epoch={"b": 1})

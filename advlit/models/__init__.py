@@ -13,7 +13,8 @@ Names: ``small_cnn`` (digits, no BatchNorm), ``mlp`` (PIAT's toy data), ``preact
 depth 12, 3 heads, patch 4), ``vit_tiny_digits`` (width 32, depth 2, 2 heads, patch 4: trains
 on digits16 on one CPU core), ``vit_base`` (ViT-Base: width 768, depth 12, 12 heads) and
 ``deit_small`` (DeiT-S: width 384, depth 12, 6 heads), the last two with ``patch=16``
-unless told otherwise (PIAT's CIFAR-10 experiments use ``patch=4``, see
+unless told otherwise; every ViT takes ``init``, stored weights to start from
+(:func:`advlit.models.vit.load_init`) (PIAT's CIFAR-10 experiments use ``patch=4``, see
 :mod:`advlit.experiments.piat`).
 ``conv_net`` (:mod:`advlit.models.conv_net`) is small_cnn's plain CNN with configurable
 ``channels``, ``pools`` and ``hidden``: the family the cpu stand-in is chosen from.
@@ -104,33 +105,39 @@ _REGISTRY: dict[str, _Entry] = {
     ),
     # vision transformers: the patch must divide the image sides (VisionTransformer says so); the
     # named shapes' defaults are constants of their builders (so part of their code fingerprint)
+    # ``init``: stored weights to start from (advlit.models.vit.load_init), for fine-tuning
     "vit": _Entry(
-        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]), **kw),
-        options=("patch", "dim", "depth", "heads", "mlp_ratio"),
+        lambda k, shape, init=None, **kw: _vit(init, _image_channels(shape), k, tuple(shape[1:]), **kw),
+        options=("patch", "dim", "depth", "heads", "mlp_ratio", "init"),
         min_size=1,
     ),
     "vit_tiny_digits": _Entry(
-        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
-                                                 patch=kw.get("patch", 4), dim=32, depth=2,
-                                                 heads=2, mlp_ratio=2.0),
-        options=("patch",),
+        lambda k, shape, **kw: _vit(kw.get("init"), _image_channels(shape), k, tuple(shape[1:]),
+                                    patch=kw.get("patch", 4), dim=32, depth=2, heads=2, mlp_ratio=2.0),
+        options=("patch", "init"),
         min_size=1,
     ),
     "vit_base": _Entry(
-        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
-                                                 patch=kw.get("patch", 16), dim=768, depth=12,
-                                                 heads=12, mlp_ratio=4.0),
-        options=("patch",),
+        lambda k, shape, **kw: _vit(kw.get("init"), _image_channels(shape), k, tuple(shape[1:]),
+                                    patch=kw.get("patch", 16), dim=768, depth=12, heads=12, mlp_ratio=4.0),
+        options=("patch", "init"),
         min_size=1,
     ),
     "deit_small": _Entry(
-        lambda k, shape, **kw: VisionTransformer(_image_channels(shape), k, tuple(shape[1:]),
-                                                 patch=kw.get("patch", 16), dim=384, depth=12,
-                                                 heads=6, mlp_ratio=4.0),
-        options=("patch",),
+        lambda k, shape, **kw: _vit(kw.get("init"), _image_channels(shape), k, tuple(shape[1:]),
+                                    patch=kw.get("patch", 16), dim=384, depth=12, heads=6, mlp_ratio=4.0),
+        options=("patch", "init"),
         min_size=1,
     ),
 }
+
+
+def _vit(init: str | None, *args, **kwargs) -> VisionTransformer:
+    """A :class:`VisionTransformer`, started from the stored weights ``init`` when given."""
+    from advlit.models.vit import load_init
+
+    net = VisionTransformer(*args, **kwargs)
+    return load_init(net, init) if init else net
 
 
 def available_models() -> list[str]:

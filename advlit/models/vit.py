@@ -52,7 +52,9 @@ Deliberate choices:
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -163,3 +165,40 @@ class VisionTransformer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         z = self.norm(self.blocks(self.tokens(x)))
         return self.head(z[:, 0])
+
+
+#: the folder of the stored weights a ViT can start from (``init``, :func:`load_init`)
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def init_digest(path: Path) -> str:
+    """The first 8 hex digits of the SHA-256 of a weights file: the suffix its name must carry."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]
+
+
+def load_init(net: "VisionTransformer", init: str) -> "VisionTransformer":
+    """Load the stored weights ``init`` (a file name in :data:`PRETRAINED_DIR`, or a path)
+    into ``net``: the start of a fine-tuning run, as PIAT fine-tunes pre-trained ViTs (Sec. V-A).
+
+    The name must end with ``-<first 8 hex digits of the file's SHA-256>.pt``: a run's
+    configuration names the file, so the name, and with it the run's configuration hash,
+    changes whenever the weights do. Building on the meta device (shapes only) loads nothing.
+    """
+    path = Path(init)
+    if not path.is_absolute() and not path.exists():
+        path = PRETRAINED_DIR / init
+    if not path.is_file():
+        raise ValueError(f"no stored ViT weights {init!r} (looked in {PRETRAINED_DIR})")
+    stem = path.name.removesuffix(".pt")
+    digest = init_digest(path)
+    if not stem.endswith(f"-{digest}"):
+        raise ValueError(f"stored ViT weights {path.name}: the name must end with -{digest}.pt, the first 8 hex "
+                         "digits of the file's SHA-256, so that a run's configuration changes with its weights")
+    if any(p.is_meta for p in net.parameters()):
+        return net
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"stored ViT weights {path.name} do not fit this network: {str(err).splitlines()[0]}") from None
+    return net
