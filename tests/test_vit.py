@@ -212,8 +212,9 @@ def test_fine_tuning_from_the_clean_weights_learns_where_training_from_scratch_c
 
     from advlit.experiments import get_config
 
-    cfg = replace(get_config("piat.vit_pgd_at", "cpu"), epochs=2, final_attacks=["clean", "pgd-5"], final_subset=128,
-                  aa_subset=None, val_subset=64)
+    # LR 0.01, not the entry's 0.1: at 0.1 one seed in three of the 15-epoch runs diverges in its first epoch
+    cfg = replace(get_config("piat.vit_pgd_at", "cpu"), epochs=2, lr=0.01, final_attacks=["clean", "pgd-5"],
+                  final_subset=128, aa_subset=None, val_subset=64)
     assert cfg.model_args == {"init": _stored()[0]} and cfg.eps == pytest.approx(8 / 255)
     record = Trainer(cfg, progress=False).fit()
     assert record["final"]["last"]["clean"] > 40 and record["final"]["last"]["pgd-5"] > 20
