@@ -450,6 +450,10 @@ chapter_verdicts("06_piat", profile=chapter.profile, results_dir=chapter.results
 #   larger: too little to call the oscillation reduced at this scale.
 # * **PIAT on each base (Fig. 6):** not reproduced; it lowers the final PGD-20 accuracy on
 #   all four bases at this budget, beyond the noise on PGD-AT and TRADES (bars above).
+# * **Vision transformers (Table IV):** fine-tuned from clean weights, as PIAT fine-tunes
+#   pre-trained ViTs, the tiny ViT trains adversarially at 8/255 (from scratch it collapses).
+#   PIAT trains in all three seeds; PGD-AT in two, its third diverging in the first epoch.
+#   Where both train, they are level within the noise.
 # * The numbers of the paper (quoted above) are for CIFAR-10 / ResNet-18 / 120 epochs and
 #   are not comparable in level with ours.
 #
