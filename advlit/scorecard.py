@@ -276,6 +276,15 @@ CLAIMS: tuple[Claim, ...] = (
                     _q("piat_table3.csv", label, method=label, dataset="cifar10", metric="pgd20")),
             paper_setting="PGD-20 accuracy, CIFAR-10, WRN-32-10")
       for key, label in (("pgd_at", "PGD-AT"), ("alp", "ALP"), ("trades", "TRADES"), ("mart", "MART"))),
+    Claim("piat.vit_above_base", "06_piat", "Vision transformers (Table IV)", "PIAT",
+          "PIAT on top of its base raises the PGD-20 accuracy of an adversarially fine-tuned ViT "
+          "(the paper's base is PGD-AT with ARD & PRM, ours plain PGD-AT).",
+          ("PIAT + PGD-AT", "piat.vit_piat"), ("PGD-AT", "piat.vit_pgd_at"), "pgd-20",
+          quotes=(_q("piat_table4.csv", "PGD-AT+A&P+PIAT", method="PGD-AT+A&P+PIAT", model="vit_base",
+                     metric="pgd20"),
+                  _q("piat_table4.csv", "PGD-AT+A&P", method="PGD-AT+A&P", model="vit_base", metric="pgd20")),
+          paper_setting="PGD-20 accuracy, CIFAR-10, ViT-B pre-trained on ImageNet-1K; ours: the tiny ViT "
+                        "pre-trained on clean digits16, at 8/255"),
 )
 
 
