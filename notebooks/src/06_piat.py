@@ -318,12 +318,12 @@ pd.DataFrame({base: {f"{metric} ({which})": "{:.1f} ± {:.1f}".format(*mean_std(
 VIT = {"PGD-AT": "piat.vit_pgd_at", "PIAT + PGD-AT": "piat.vit_piat"}
 vit_records = {label: chapter.run(name) for label, name in VIT.items()}
 vit_cfg = chapter.config("piat.vit_pgd_at")
-vit_attacks = [a for a in ("clean", "pgd-20", "cw-20", chapter.attack("piat.vit_pgd_at", "aa")) if a]
+vit_attacks = [a for a in (chapter.attack("piat.vit_pgd_at", w) for w in ("clean", "pgd-20", "cw-20", "aa")) if a]
 print(f"{vit_cfg.model} {vit_cfg.model_args}, eps = {vit_cfg.eps:.4f}, {vit_cfg.epochs} epochs; "
       f"AutoAttack ({vit_attacks[-1]}) on the first {vit_cfg.aa_subset or 'all'} test images")
 for label, recs in vit_records.items():  # the mean hides a seed that diverges: each seed, and its first epoch
-    print(f"{label}, per seed (clean / PGD-20, final; training loss of epoch 1): " + "; ".join(
-        f"s{r['config']['seed']}: {r['final']['last']['clean']:.1f} / {r['final']['last']['pgd-20']:.1f}; "
+    print(f"{label}, per seed (clean / {vit_attacks[1]}, final; training loss of epoch 1): " + "; ".join(
+        f"s{r['config']['seed']}: {r['final']['last']['clean']:.1f} / {r['final']['last'][vit_attacks[1]]:.1f}; "
         f"{r['history'][0]['train_loss']:.2f}" for r in recs))
 pd.DataFrame({label: {a: "{:.1f} ± {:.1f}".format(*mean_std(r["final"]["last"][a] for r in recs)) for a in vit_attacks}
               for label, recs in vit_records.items()}).T
