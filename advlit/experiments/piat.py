@@ -98,7 +98,9 @@ GPU_DEVIATIONS = {
     ("vit", "model"): "the package has no ImageNet-1K weights (it downloads none): ViT-Base trains from scratch, with "
                       "4x4 patches on the 32x32 images, under PIAT's 40-epoch fine-tuning schedule; expect far lower "
                       "accuracy than Table IV (on digits16 the tiny ViT trained adversarially from scratch collapses "
-                      "to the constant classifier at the cpu profile's eps)",
+                      "to the constant classifier). With pre-trained weights of this architecture saved under a "
+                      "name ending in their digest, --model-arg init=FILE fine-tunes from them "
+                      "(advlit.models.vit.load_init), as the cpu entries do",
     ("piat.vit_piat", "method"): "the package has no ARD & PRM (Mo et al. 2022, PIAT's [37]): PIAT wraps plain "
                                  "PGD-AT, Table IV's PGD-AT row",
 }
