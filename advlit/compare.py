@@ -138,18 +138,18 @@ def masking_gap(records: list[dict], checkpoint: str, pgd: str, aa: str, referen
     images AutoAttack ran on (:func:`pgd_on_aa_images`), or ``None`` when a record lacks
     either attack on those images: a gap between two different sets of images is never
     reported as masking."""
-    if not records or any(aa not in r["final"][checkpoint] for r in records):
-        return None
+    return _masking_state(records, checkpoint, pgd, aa, reference)[1]
+
+
+def _masking_state(records: list[dict], checkpoint: str, pgd: str, aa: str,
+                   reference: dict | None = None) -> tuple[bool, float | None]:
+    """``(judged, gap)``: whether PGD-50 is known on AutoAttack's images for every record, and
+    :func:`masking_gap` (``None`` when not judged or a record lacks AutoAttack)."""
     pgd_values = [pgd_on_aa_images(r, checkpoint, pgd, reference) for r in records]
-    if any(v is None for v in pgd_values):
-        return None
-    return mean_std(pgd_values)[0] - mean_std(r["final"][checkpoint][aa] for r in records)[0]
-
-
-def masking_judged(records: list[dict], checkpoint: str, pgd: str, reference: dict | None = None) -> bool:
-    """Whether PGD-50 is known on AutoAttack's images for every record (so that
-    :func:`masking_gap` can judge)."""
-    return bool(records) and all(pgd_on_aa_images(r, checkpoint, pgd, reference) is not None for r in records)
+    judged = bool(records) and all(v is not None for v in pgd_values)
+    if not judged or any(aa not in r["final"][checkpoint] for r in records):
+        return judged, None
+    return judged, mean_std(pgd_values)[0] - mean_std(r["final"][checkpoint][aa] for r in records)[0]
 
 
 def stored_reference(records_by_method: dict[str, list[dict]], profile: str = "cpu", results_dir=None,
@@ -238,11 +238,12 @@ def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "c
         row["cost vs FGSM-RS (records)"] = f"{cost[0] / ref_cost:.2f}x" if ref_cost else "no FGSM-RS record"
         flagged = []
         for ck in cks:
-            if pgd and aa and not masking_judged(records, ck, pgd, reference):
-                flagged.append(f"{ck}: not judged (no PGD-50 on AutoAttack's images)")
+            if not (pgd and aa):
                 continue
-            gap = masking_gap(records, ck, pgd, aa, reference) if pgd and aa else None
-            if masking_flag(gap):
+            judged, gap = _masking_state(records, ck, pgd, aa, reference)
+            if not judged:
+                flagged.append(f"{ck}: not judged (no PGD-50 on AutoAttack's images)")
+            elif masking_flag(gap):
                 flagged.append(f"{ck}: AA {gap:.1f} below PGD-50")
         row["masking"] = "; ".join(flagged)
         rows.append(row)

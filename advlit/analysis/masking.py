@@ -55,6 +55,14 @@ def _evaluate_again(chapter, name: str, seed: int, attack: str, checkpoints) -> 
     return out
 
 
+def _cache_code() -> str:
+    """The code fingerprint a cache file is made by: this module's and the evaluation's."""
+    from advlit.evaluate import evaluate
+    from advlit.results import module_fingerprint
+
+    return module_fingerprint(pgd_on_aa_subset, evaluate)
+
+
 def _run_key(config) -> list:
     from advlit.results import code_fingerprint
 
@@ -66,9 +74,6 @@ def _read_cache(path: Path, attack: str, checkpoints) -> dict:
     current code of this module and of the evaluation (``{}`` when none)."""
     import json
 
-    from advlit.evaluate import evaluate
-    from advlit.results import module_fingerprint
-
     if not path.exists():
         return {}
     try:
@@ -76,7 +81,7 @@ def _read_cache(path: Path, attack: str, checkpoints) -> dict:
     except ValueError:
         return {}
     same = (stored.get("attack"), stored.get("checkpoints"), stored.get("code")) == \
-        (attack, list(checkpoints), module_fingerprint(pgd_on_aa_subset, evaluate))
+        (attack, list(checkpoints), _cache_code())
     return stored.get("runs", {}) if same else {}
 
 
@@ -143,14 +148,13 @@ def store_accuracy(results_dir, values, attack: str, checkpoints=("best", "last"
     configuration hash and code fingerprint (a file made by other code starts afresh)."""
     import json
 
-    from advlit.evaluate import evaluate
-    from advlit.results import module_fingerprint, run_name
+    from advlit.results import run_name
 
     path = Path(results_dir) / cache
     runs = _read_cache(path, attack, checkpoints)
     runs.update({run_name(c): {"key": _run_key(c), "value": v} for c, v in values})
     stored = {"attack": attack, "checkpoints": list(checkpoints),
-              "code": module_fingerprint(pgd_on_aa_subset, evaluate), "runs": dict(sorted(runs.items()))}
+              "code": _cache_code(), "runs": dict(sorted(runs.items()))}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(stored, indent=1))
