@@ -137,6 +137,16 @@ def test_notebook_was_executed_without_errors(nb):
     assert not figureless, f"{nb.name}: code cells {figureless} call plt.show() but stored no PNG"
 
 
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_placeholder_for_prose_is_left(nb):
+    """A chapter source may hold ``<!-- reread: ... -->`` marks where a paragraph must be
+    written from numbers that do not exist yet; a notebook of the book must have none (the
+    mark is an HTML comment: the book would show nothing there)."""
+    cells = json.loads(nb.read_text())["cells"]
+    marks = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "<!-- reread" in "".join(c["source"])]
+    assert not marks, f"{nb.name}: markdown cells {marks} still hold a <!-- reread --> placeholder"
+
+
 def test_every_notebook_is_in_the_table_of_contents():
     toc = (REPO / "_toc.yml").read_text()
     for nb in NOTEBOOKS:
