@@ -232,7 +232,7 @@ last_table
 # LAS-AWP (23.9 ± 24.0 and 16.0 ± 10.3 % clean), GradAlign and LAST + GradAlign (seeds near
 # chance, as in chapter {doc}`02_atas`), and NMSE + PGD-AT and PIAT + NMSE + PGD-AT (10 % clean,
 # the constant classifier; chapter {doc}`06_piat` traces the stall to NMSE). PGD-20 puts the
-# same group on top, 8 to 13 points higher than AutoAttack (the masking notes below).
+# same group on top, 10 to 14 points higher than AutoAttack (the masking notes below).
 #
 # The same for the **best** checkpoint, the one with the highest validation PGD-20 accuracy
 # over the epochs (early stopping, the remedy for robust overfitting of
@@ -257,15 +257,15 @@ best_table[["seeds", *TABLE_METRICS, "masking"]]
 #
 # - RAT and NuAT train like the PGD-type methods: RAT reaches PGD-AT's PGD-20 (37.9 ± 0.4
 #   against 40.5 ± 1.1) and stays within 5 points of it under AutoAttack (24.3 ± 2.5 against
-#   28.7 ± 1.5); NuAT, a single-step method at about 3x FGSM-RS's cost, ends at 19.3 ± 0.6.
+#   28.7 ± 1.5); NuAT, a single-step method at 1.8x FGSM-RS's cost per epoch, ends at 19.3 ± 0.6.
 # - LBGAT (14.0 ± 3.6) and MAIL (9.3 ± 8.5; its seed 2 ends at 58 % clean accuracy) end well
 #   below PGD-AT under AutoAttack. MAIL's best checkpoints (21.0 ± 2.6) all come from before
 #   its margin weights start (epochs 18-21; the weights start after `burn_in` = 22 epochs,
 #   the code's start scaled to the protocol's epochs), and seed 2's validation PGD-20 falls
 #   from 31 to 13 % in its first weighted epoch.
 # - CFA and GAT keep a high clean accuracy (92.5 and 93.9 %) with little robustness (3.3 ±
-#   2.1 and 3.7 ± 3.2 % under AutoAttack) and two of the largest PGD-50/AutoAttack gaps of
-#   the table.
+#   2.1 and 3.7 ± 3.2 % under AutoAttack); GAT's PGD-50/AutoAttack gap (14.7 points) is one
+#   of the largest of the table.
 # - FGSM-CKPT and SSAT have the same rows: SSAT is FGSM-CKPT under the name ATAS's Table I
 #   gives it (Kim et al. 2021), and at this profile their runs differ in the method's name
 #   only; one run of the three overfits catastrophically.
@@ -274,7 +274,7 @@ best_table[["seeds", *TABLE_METRICS, "masking"]]
 #   accuracy peaks at 48-77 % in epochs 4-5 and then falls to about 20 % for good: after one
 #   clean epoch its boundary term, with the code's CIFAR-10 weight λ = 1000, takes over.
 #   The row is a statement about DyART's defaults at this budget, not about DyART.
-# - **Sub-AT runs out of epochs**: its sampling phase (FGSM-RS, epochs 1-19) reaches 93-97 %
+# - **Sub-AT runs out of epochs**: its sampling phase (FGSM-RS, epochs 1-19) reaches 94-97 %
 #   validation clean accuracy; at its end the parameters return to the initialisation (the
 #   code's restart point, at chance accuracy) and the 11 epochs left train inside the
 #   80-dimensional subspace (the code's step 1.0), where the code trains 40. Seed 0 recovers
@@ -453,8 +453,10 @@ print("Pareto front (cost, AutoAttack):", ", ".join(compare.pareto_front(aa_mean
 # The front runs FGSM, FGSM-RS, ATTA, ATAS and PGD-AT; FGSM and FGSM-RS are on it only
 # because nothing is cheaper, at 0 and 4 %. ATAS reaches at 1.03x FGSM-RS's cost what PGD-AT
 # reaches at 5.05x (28.3 against 28.7 %, within the seeds' spread), so the front's last step
-# buys nothing measurable here. Every composition lies below its base: LAST lowers AutoAttack
-# accuracy on each base it wraps (LAST + ATAS 5.7 against 28.3; LAST + FGSM-MEP 12.7 against
+# buys nothing measurable here. Every composition over a base that learns robustness lies
+# below that base (over FGSM-RS, 4.0 %, LAST + FGSM-RS ends at 7.0 ± 2.0 and PIAT + LAST +
+# FGSM-RS at 3.3 ± 2.5, both within the seeds' spread of it): LAST lowers AutoAttack accuracy
+# on each such base it wraps (LAST + ATAS 5.7 against 28.3; LAST + FGSM-MEP 12.7 against
 # 28.0; LAST + PGD-AT 6.3 against 28.7), and PIAT by 7.3 to 13.4 points (PIAT + ATAS 16.3, PIAT +
 # PGD-AT 15.3, PIAT + TRADES 14.3, PIAT + MART 9.3, PIAT + LAS-PGD-AT 19.0), at the same cost.
 #
@@ -466,7 +468,7 @@ plt.show()
 
 # %% [markdown]
 # In the leading group, ATAS, PGD-AT, TRADES, FGSM-SDI and RAT keep 92-96 % clean accuracy;
-# ALP (72.0 %) and LAS-PGD-AT (78.8 ± 8.2 %) pay about 15-20 points of clean accuracy for the
+# ALP (72.0 %) and LAS-PGD-AT (78.8 ± 8.2 %) pay 13 to 24 points of clean accuracy for the
 # same robustness. The methods that did not learn sit at the bottom left, FGSM-RS, Free-AT,
 # FGSM-CKPT and CFA at the top left: clean accuracy without robustness.
 #
@@ -556,8 +558,9 @@ fastat_table
 #   is on the Pareto front.
 # - Plain FGSM-RS, Free-AT and FGSM-CKPT keep their clean accuracy but reach only 2-5 % under
 #   AutoAttack, mostly without tripping the catastrophic-overfitting rule.
-# - The frameworks do not pay here: every LAST and PIAT composition ends below its base under
-#   AutoAttack, and NMSE stalls at the constant classifier.
+# - The frameworks do not pay here: every LAST and PIAT composition over a base that learns
+#   robustness ends below that base under AutoAttack, and NMSE stalls at the constant
+#   classifier.
 # - DyART, Sub-AT and YOPO, and the AWP-based methods, do not train with their knobs under this
 #   protocol; their rows say so rather than rank them.
 #
