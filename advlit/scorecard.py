@@ -159,11 +159,11 @@ def _init_claim(key, paper, claim, a, b, metric, quote_a, quote_b, model="", dir
                  paper_setting=f"{what}, last checkpoint, CIFAR-10" + (f", {model}" if model else ""))
 
 
-#: the claims the chapters test, in book order
 #: chapters of the book that test no paper's claim, and why (every other chapter has claims)
 WITHOUT_CLAIMS = {"07_comparison": "puts every method under one protocol of the package's own; no paper makes "
                                    "a claim under it"}
 
+#: the claims the chapters test, in book order
 CLAIMS: tuple[Claim, ...] = (
     # 01: the baselines every later chapter builds on
     Claim("basics.pgd_at_robust", "01_basics", "All five models, three seeds", "PGD-AT (Madry et al.)",
