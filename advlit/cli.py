@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eps", type=_number, help="L-inf radius in pixel units, in (0, 1]; 8/255 accepted (default 0.2)")
     t.add_argument("--alpha-ratio", type=_number, help="step size as a multiple of eps (default: the method's own)")
     t.add_argument("--method-arg", action="append", metavar="KEY=VALUE",
-                   help="method hyper-parameter (JSON value); 'last.gamma=0.8' targets a framework layer")
+                   help="method hyper-parameter (JSON value); 'last.gamma=0.8' targets a framework layer; "
+                        "with --experiment it changes that key of the experiment's and keeps the others")
     t.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model argument, e.g. depth=28")
     t.add_argument("--epochs", type=int, help="training epochs (default 30)")
     t.add_argument("--batch-size", type=int, help="batch size (default 128)")
@@ -250,6 +251,23 @@ def _add_grid_parser(sub) -> None:
                        "unlock (ATAS's subsets); default: return after submitting")
 
 
+def experiment_config(name: str, profile: str, seed: int, overrides: dict):
+    """``advlit train --experiment NAME``: the experiment's configuration with the command
+    line's ``overrides`` (``None``: not given). ``--method-arg`` / ``--model-arg`` change the
+    named keys of the experiment's ``method_args`` / ``model_args`` and keep the others
+    (``--experiment compare.sub_at --method-arg sub_lr=0.1`` keeps its sampling epochs), as
+    long as the method / model stays the experiment's; with another ``--method`` or
+    ``--model`` they replace them (the experiment's keys belong to its own method or model)."""
+    from advlit.experiments import get_config
+
+    base = get_config(name, profile, seed=seed)
+    overrides = dict(overrides)
+    for key, owner in (("method_args", "method"), ("model_args", "model")):
+        if overrides.get(key) is not None and overrides.get(owner) in (None, getattr(base, owner)):
+            overrides[key] = {**getattr(base, key), **overrides[key]}
+    return get_config(name, profile, seed=seed, **overrides)
+
+
 def config_with_method_defaults(seed: int, given: dict):
     """The run configuration of ``advlit train`` without ``--experiment``: the settings
     given on the command line, then the method's defaults for the dataset
@@ -344,9 +362,7 @@ def _cmd_train(args) -> int:
         "precision": args.precision, "channels_last": args.channels_last, "compile": args.compile,
     }
     if args.experiment:
-        from advlit.experiments import get_config
-
-        config = get_config(args.experiment, args.profile, seed=args.seed, **overrides)
+        config = experiment_config(args.experiment, args.profile, args.seed, overrides)
     else:
         config = config_with_method_defaults(args.seed, {k: v for k, v in overrides.items() if v is not None})
     check_device(config.device)

@@ -237,9 +237,7 @@ def comparison_table(records_by_method: dict[str, list[dict]], profile: str = "c
         row["train s"] = f"{cost[0]:.0f} ± {cost[1]:.0f}"
         row["cost vs FGSM-RS (records)"] = f"{cost[0] / ref_cost:.2f}x" if ref_cost else "no FGSM-RS record"
         flagged = []
-        for ck in cks:
-            if not (pgd and aa):
-                continue
+        for ck in cks if pgd and aa else ():  # a profile without both attacks cannot judge masking
             judged, gap = _masking_state(records, ck, pgd, aa, reference)
             if not judged:
                 flagged.append(f"{ck}: not judged (no PGD-50 on AutoAttack's images)")

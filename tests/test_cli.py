@@ -107,6 +107,25 @@ def test_method_defaults_fill_only_what_the_command_line_leaves_out(capsys):
     assert capsys.readouterr().err.count("advlit:") == 2  # atas (mine), atas on cifar10; nothing for fgsm_rs
 
 
+def test_an_experiments_method_and_model_args_are_changed_key_by_key():
+    """--experiment compare.sub_at --method-arg sub_lr=0.1 changes sub_lr and keeps the
+    experiment's sampling epochs (replacing the whole dict silently ran another schedule);
+    with another --method the experiment's keys are not carried over."""
+    from advlit.cli import experiment_config
+    from advlit.experiments import get_config
+
+    none = dict.fromkeys(("method", "model", "method_args", "model_args", "lr"))
+    given = get_config("compare.sub_at", "cpu", seed=1)
+    mine = experiment_config("compare.sub_at", "cpu", 1, {**none, "method_args": {"sub_lr": 0.1}})
+    assert mine.method_args == {**given.method_args, "sub_lr": 0.1} and given.method_args["sub_lr"] == 1.0
+    assert mine.seed == 1 and mine.lr == given.lr
+    wider = experiment_config("basics.pgd_at", "cpu", 0, {**none, "model_args": {"channels": [64, 128]}})
+    assert wider.model_args == {"channels": [64, 128], "pools": [False, True]}
+    other = experiment_config("compare.sub_at", "cpu", 0, {**none, "method": "fgsm_rs", "method_args": {}})
+    assert other.method == "fgsm_rs" and other.method_args == {}
+    assert experiment_config("compare.sub_at", "cpu", 0, none) == get_config("compare.sub_at", "cpu")
+
+
 def test_precision_options_reach_the_record(tmp_path, monkeypatch):
     """--precision bf16 --channels-last --compile: in the record's config and its resolved
     "precision" entry, and the model is compiled once (nn.Module.compile spied: compiling

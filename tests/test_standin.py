@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from advlit.analysis.standin import candidate_row, collapses, plateau_gain
 from advlit.bench import same_machine, time_experiments
 from advlit.experiments import PROFILES, basics, get_config
+from advlit.schedules import lr_schedule
 from advlit.train import cpu_name
 from advlit.utils import ConfigError
 
@@ -47,23 +49,37 @@ def test_collapses_and_candidate_row_read_the_validation_history():
     assert row["FGSM-RS 2 eps collapsed"] == "2 of 3" and row["FGSM-RS eps collapsed"] == "0 of 1"
 
 
-def test_the_chosen_candidate_is_the_cpu_profile_model():
-    model, model_args = basics.STANDIN_CANDIDATES[basics.STANDIN_CHOSEN]
-    assert (PROFILES["cpu"]["model"], PROFILES["cpu"].get("model_args", {})) == (model, model_args)
+def test_the_chosen_candidate_is_the_cpu_profile():
+    chosen = basics.STANDIN_CANDIDATES[basics.STANDIN_CHOSEN]
+    assert {key: PROFILES["cpu"].get(key) for key in chosen} == chosen
+    assert basics.standin_experiment(basics.STANDIN_CHOSEN, "pgd_at") == "basics.pgd_at"
 
 
 @pytest.mark.parametrize("candidate", [c for c in basics.STANDIN_CANDIDATES if c != basics.STANDIN_CHOSEN])
 @pytest.mark.parametrize("run", basics.STANDIN_RUNS)
-def test_a_candidate_run_differs_from_the_chapters_run_only_in_its_model(candidate, run):
+def test_a_candidate_run_differs_from_the_chapters_run_only_in_its_settings(candidate, run):
     name = basics.standin_experiment(candidate, run)
     assert name != f"basics.{run}"
     mine, chapters = get_config(name, "cpu").to_dict(), get_config(f"basics.{run}", "cpu").to_dict()
-    model, model_args = basics.STANDIN_CANDIDATES[candidate]
-    assert (mine.pop("model"), mine.pop("model_args", {})) == (model, model_args)
-    chapters.pop("model"), chapters.pop("model_args", None)
+    settings = basics.standin_settings(candidate, chapters["epochs"])
+    assert {key: mine.pop(key) for key in settings} == settings
+    for key in settings:
+        chapters.pop(key)
     assert mine == chapters
     # at the gpu profile the study is not run: the candidate is the chapter's run itself
     assert get_config(name, "gpu") == get_config(f"basics.{run}", "gpu")
+
+
+@pytest.mark.parametrize("run, epochs, milestones", [("pgd_at", 30, [15, 23]), ("pgd_at_long", 60, [30, 45])])
+def test_the_step_candidate_anneals_at_half_and_three_quarters_of_its_own_budget(run, epochs, milestones):
+    config = get_config(basics.standin_experiment("pool_last_32_64_step", run), "cpu")
+    assert (config.epochs, config.lr_schedule, config.milestones) == (epochs, "multistep", milestones)
+    lr = lr_schedule(config.lr_schedule, config.lr, config.epochs, config.milestones)
+    # the whole last third of training runs at the LR of after the first step or lower: the
+    # schedule anneals before the last third, which the cyclic one spends annealing
+    assert lr(epochs / 2 - 0.01) == config.lr
+    assert all(lr(t) <= config.lr / 10 * (1 + 1e-9) for t in np.linspace(2 * epochs / 3, epochs, 50))
+    assert lr(epochs) == pytest.approx(config.lr / 100)
 
 
 class _Chapter:

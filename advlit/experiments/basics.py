@@ -10,6 +10,7 @@ chapter's "Choosing the stand-in"; :data:`STANDIN_CANDIDATES`). At the ``gpu`` p
 the long piecewise schedule of Rice et al. (2020): 200 epochs, LR 0.1 divided by 10 at
 epochs 100 and 150, where robust overfitting shows.
 """
+import math
 
 EXPERIMENTS = {
     "basics.standard": {"common": {"method": "standard"}},
@@ -29,18 +30,29 @@ CPU_DEVIATIONS = {
 }
 
 #: The stand-in study (issue 14; chapter 01, "Choosing the stand-in"): the candidates for the
-#: cpu profile's model, each a (model, model_args) pair trained with the cpu profile's other
-#: settings. ``pool_last_32_64`` is the profile's model (``advlit.experiments.PROFILES``), so
+#: cpu profile, each the cpu-layer settings in which it differs from the profile (its model,
+#: and for ``pool_last_32_64_step`` its LR schedule), trained with the profile's other
+#: settings. ``pool_last_32_64`` is the profile itself (``advlit.experiments.PROFILES``), so
 #: its runs are ``basics.pgd_at`` and the two FGSM-RS runs above; the others are the
 #: ``basics.standin_<candidate>_<run>`` experiments, registered at the cpu layer only (at
 #: the gpu profile they are the same runs as the chapter's, and the chapter skips the study).
 STANDIN_CANDIDATES = {
-    "pool_each_32_64": ("small_cnn", {}),  # the first round's stand-in: a 2x2 max-pool after each convolution
-    "pool_last_32_64": ("conv_net", {"channels": [32, 64], "pools": [False, True]}),  # chosen
-    "pool_last_16_32": ("conv_net", {"channels": [16, 32], "pools": [False, True]}),
+    # the first round's stand-in: a 2x2 max-pool after each convolution
+    "pool_each_32_64": {"model": "small_cnn", "model_args": {}},
+    # chosen: one max-pool, after the second convolution (8x8 feature maps into the classifier)
+    "pool_last_32_64": {"model": "conv_net", "model_args": {"channels": [32, 64], "pools": [False, True]}},
+    "pool_last_16_32": {"model": "conv_net", "model_args": {"channels": [16, 32], "pools": [False, True]}},
+    # the chosen model under the step schedule of the papers' PGD-AT (LAST, Sec. IV-A3; Rice et
+    # al. 2020): the LR divided by 10 at half and at three quarters of training
+    # (:data:`STEP_FRACTIONS`), so that it anneals before the last third, not during it
+    "pool_last_32_64_step": {"model": "conv_net", "model_args": {"channels": [32, 64], "pools": [False, True]},
+                             "lr_schedule": "multistep"},
 }
-#: the chosen candidate: the cpu profile's model
+#: the chosen candidate: the cpu profile's model and schedule
 STANDIN_CHOSEN = "pool_last_32_64"
+#: where the step candidate divides its LR by 10, as fractions of its run's epochs (rounded
+#: up: epochs 15 and 23 of 30, 30 and 45 of 60; 100 and 150 of 200 in LAST's PGD-AT)
+STEP_FRACTIONS = (0.5, 0.75)
 #: the runs of each candidate, by the name of the chapter's experiment they repeat (PGD-AT at
 #: twice the budget tells whether 30 epochs are enough: under the cyclic schedule the last
 #: third of any budget is where the LR anneals, so a curve always climbs there)
@@ -48,13 +60,31 @@ STANDIN_RUNS = ("pgd_at", "pgd_at_long", "fgsm_rs_large_step", "fgsm_rs_small_st
 
 
 def standin_experiment(candidate: str, run: str) -> str:
-    """The experiment that trains ``run`` (one of :data:`STANDIN_RUNS`) with ``candidate``'s model."""
+    """The experiment that trains ``run`` (one of :data:`STANDIN_RUNS`) with ``candidate``'s settings."""
     return f"basics.{run}" if candidate == STANDIN_CHOSEN else f"basics.standin_{candidate}_{run}"
 
 
-for _candidate, (_model, _model_args) in STANDIN_CANDIDATES.items():
-    if _candidate != STANDIN_CHOSEN:
-        for _run in STANDIN_RUNS:
-            _spec = EXPERIMENTS[f"basics.{_run}"]
-            EXPERIMENTS[standin_experiment(_candidate, _run)] = {
-                **_spec, "cpu": {**_spec.get("cpu", {}), "model": _model, "model_args": dict(_model_args)}}
+def standin_settings(candidate: str, epochs: int) -> dict:
+    """The cpu-layer settings of ``candidate`` for a run of ``epochs`` epochs: its entry of
+    :data:`STANDIN_CANDIDATES`, with the milestones of a ``multistep`` schedule at
+    :data:`STEP_FRACTIONS` of ``epochs``."""
+    settings = {key: dict(value) if isinstance(value, dict) else value
+                for key, value in STANDIN_CANDIDATES[candidate].items()}
+    if settings.get("lr_schedule") == "multistep":
+        settings["milestones"] = [math.ceil(f * epochs) for f in STEP_FRACTIONS]
+    return settings
+
+
+def _register_standin_experiments() -> None:
+    from advlit.experiments import PROFILES  # defined before the chapter modules are loaded
+
+    for candidate in STANDIN_CANDIDATES:
+        if candidate != STANDIN_CHOSEN:
+            for run in STANDIN_RUNS:
+                spec = EXPERIMENTS[f"basics.{run}"]
+                epochs = spec.get("cpu", {}).get("epochs", PROFILES["cpu"]["epochs"])
+                EXPERIMENTS[standin_experiment(candidate, run)] = {
+                    **spec, "cpu": {**spec.get("cpu", {}), **standin_settings(candidate, epochs)}}
+
+
+_register_standin_experiments()
