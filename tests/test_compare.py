@@ -311,3 +311,22 @@ def test_join_ratios_names_its_source_and_scales_run_cost_by_epochs():
                                  source="side by side", missing="missing")
     assert list(joined["s/step vs FGSM-RS (side by side)"]) == ["1.00x", "2.00x", "missing"]
     assert list(joined["run cost vs FGSM-RS (side by side)"]) == ["1.00x", "1.00x", "missing"]
+
+
+@pytest.mark.parametrize("method", sorted(comparison.RETUNED))
+def test_a_retuned_run_changes_one_setting_of_the_protocols_run(method):
+    """compare_retuned.<m> is compare.<m> with the one cpu setting of RETUNED (method_args
+    key by key: a replaced dict would drop the method's other knobs), and compare.<m> at gpu."""
+    change, reason = comparison.RETUNED[method]
+    protocol = get_config(f"compare.{method}", "cpu").to_dict()
+    retuned = get_config(f"{comparison.RETUNED_PREFIX}{method}", "cpu").to_dict()
+    differing = {k for k in protocol if protocol[k] != retuned[k]}
+    assert differing == set(change) and len(change) == 1 and reason
+    if "method_args" in change:
+        assert retuned["method_args"] == {**protocol["method_args"], **change["method_args"]}
+        assert len(retuned["method_args"]) > len(change["method_args"])
+        (key, value), = change["method_args"].items()
+        assert protocol["method_args"][key] != value
+    else:
+        assert {k: retuned[k] for k in change} == change
+    assert get_config(f"{comparison.RETUNED_PREFIX}{method}", "gpu") == get_config(f"compare.{method}", "gpu")

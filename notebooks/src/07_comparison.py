@@ -44,7 +44,7 @@ from advlit.methods.registry import available_methods
 from advlit.notebook import Chapter
 from advlit.plotting import style
 from advlit.protocol import protocol_table
-from advlit.results import paper_table
+from advlit.results import paper_table, summarize
 from advlit.utils import ConfigError
 
 style()
@@ -290,6 +290,42 @@ best_table[["seeds", *TABLE_METRICS, "masking"]]
 # of their authors' code; their defining properties are tested in `tests/` (each test fails
 # on a plausible mistake), so their rows say that these knobs do not carry over to this
 # model, budget and schedule, not that the methods are wrong.
+#
+# ### One knob changed
+#
+# Whether a knob, not the method, is what fails can be tried: each of the three trains again
+# with ONE setting changed (`advlit.experiments.comparison.RETUNED`, experiments
+# `compare_retuned.<method>`; the reason for each value below). These runs are outside the
+# comparison table, which keeps the authors' knobs.
+
+# %% tags=["hide-input"]
+# NBVAL_CHECK_OUTPUT
+if CPU:
+    retuned_rows = {}
+    for m, (change, reason) in comparison.RETUNED.items():
+        setting = ", ".join(f"{k}={v}" for k, v in {**change, **change.get("method_args", {})}.items() if k != "method_args")
+        print(f"{m}, {setting}: {reason}")
+        retuned_rows[f"{m}, the authors' knobs (the table)"] = records[m]
+        retuned_rows[f"{m}, {setting}"] = load(comparison.RETUNED_PREFIX + m)[0]
+    metrics = ["clean", "pgd-20", "aa-fast"]
+    retuned_table = pd.concat({
+        "last": summarize(retuned_rows, metrics=metrics, with_time=False),
+        "best": summarize(retuned_rows, metrics=metrics, checkpoint="best", with_time=False).drop(columns="seeds"),
+        "runs": pd.DataFrame({"collapses": [compare.collapses(r) for r in retuned_rows.values()]}, index=list(retuned_rows)),
+    }, axis=1)
+else:
+    print("The retuned runs are a cpu-profile section: the gpu profile keeps the authors' knobs.")
+    retuned_table = None
+retuned_table
+
+# %% [markdown]
+# With one knob changed, all three train: 90.5-94.4 % clean accuracy at the last checkpoint,
+# no collapse. None comes near the top of the table: under AutoAttack at the last checkpoint
+# YOPO with peak LR 0.05 ends at 10.7 ± 2.1 %, Sub-AT with subspace LR 0.1 at 12.7 ± 2.1 % and
+# DyART with ten clean epochs at 4.3 ± 1.2 % (PGD-20 10.2 ± 1.4 %), against PGD-AT's 28.7 ±
+# 1.5 %, so at this budget they stay 16-24 points below it. DyART's row with its authors'
+# knobs is not robustness either: 19-20 % under every attack at 20.2 % clean accuracy is a
+# model that answers about one class for every input, as accurate under attack as without.
 #
 # **Gradient masking.** Where the mean AutoAttack accuracy lies more than
 # 5 points below the mean PGD-50 accuracy on the same images, PGD's gradients mislead it
@@ -562,7 +598,8 @@ fastat_table
 #   robustness ends below that base under AutoAttack, and NMSE stalls at the constant
 #   classifier.
 # - DyART, Sub-AT and YOPO, and the AWP-based methods, do not train with their knobs under this
-#   protocol; their rows say so rather than rank them.
+#   protocol; their rows say so rather than rank them. With one knob changed each, DyART,
+#   Sub-AT and YOPO train (90-94 % clean) and end 16-24 points below PGD-AT under AutoAttack.
 #
 # ## Run this chapter at the paper's scale
 #
