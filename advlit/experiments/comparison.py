@@ -271,9 +271,8 @@ RETUNED_PREFIX = "compare_retuned."
 #: profile ``compare_retuned.<method>`` is ``compare.<method>`` itself.
 RETUNED = {
     "yopo": ({"lr": 0.05},
-             "peak LR 0.05 instead of the protocol's 0.1, at which compare.yopo diverges near the cyclic peak; "
-             "the authors' configuration for their BN-free MNIST network trains YOPO at an effective LR 10x below "
-             "its PGD-40 baseline's (a1600012888/YOPO-You-Only-Propagate-Once, experiments/MNIST)"),
+             "peak LR 0.05 instead of the protocol's 0.1: compare.yopo collapses between epochs 10 and 14, as the "
+             "cyclic LR climbs past 0.067 towards its peak; half the peak keeps the whole run below that"),
     "dyart": ({"method_args": {"clean_epochs": 10}},
               "10 clean epochs instead of 1 (the code's scaled to 30 epochs): the authors start DyART from a "
               "clean model, and one epoch of the cyclic warm-up leaves it near chance"),
