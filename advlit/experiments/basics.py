@@ -12,6 +12,8 @@ epochs 100 and 150, where robust overfitting shows.
 """
 import math
 
+from advlit.experiments import PROFILES
+
 EXPERIMENTS = {
     "basics.standard": {"common": {"method": "standard"}},
     "basics.pgd_at": {"common": {"method": "pgd_at"}},  # 10 steps of eps / 4 (Madry et al.)
@@ -76,8 +78,6 @@ def standin_settings(candidate: str, epochs: int) -> dict:
 
 
 def _register_standin_experiments() -> None:
-    from advlit.experiments import PROFILES  # defined before the chapter modules are loaded
-
     for candidate in STANDIN_CANDIDATES:
         if candidate != STANDIN_CHOSEN:
             for run in STANDIN_RUNS:
